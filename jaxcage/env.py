@@ -23,6 +23,7 @@ from jaxcage.constants import (
 )
 from jaxcage.dynamics.step import transition
 from jaxcage.noise import sample_step_noise
+from jaxcage.reward import tenths_to_reward
 from jaxcage.state import EnvParams, EnvState, init_state
 
 
@@ -116,7 +117,7 @@ class CageEnv:
         noise = sample_step_noise(key)
         next_state, obs, reward_tenths, trace = transition(state, action, noise, params)
         done = next_state.time >= params.max_steps
-        reward = reward_tenths.astype(jnp.float32) / jnp.float32(10.0)
+        reward = tenths_to_reward(reward_tenths)
         info = {"reward_tenths": reward_tenths, "red_action": trace.red_action_type}
         return obs, next_state, reward, done, info
 

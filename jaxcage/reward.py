@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxcage.state import EnvState
-from jaxcage.topology import CONFIDENTIALITY_TENTHS, OT_AVAILABILITY_TENTHS
+from jaxcage.topology import CONFIDENTIALITY_TENTHS, OT_AVAILABILITY_TENTHS, RESTORE_COST_TENTHS
 
 
 def reward_tenths(state: EnvState, cost_tenths: jax.Array) -> jax.Array:
@@ -25,3 +26,19 @@ def reward_tenths(state: EnvState, cost_tenths: jax.Array) -> jax.Array:
     confidentiality = jnp.sum(jnp.asarray(CONFIDENTIALITY_TENTHS) * (state.red_priv > 0))
     availability = jnp.where(state.ot_proc_present, 0, OT_AVAILABILITY_TENTHS)
     return (-(confidentiality + availability) - cost_tenths).astype(jnp.int32)
+
+
+# Largest possible penalty in tenths: every confidentiality value, the OT outage and a Restore.
+MAX_PENALTY_TENTHS = (
+    int(CONFIDENTIALITY_TENTHS.sum()) + OT_AVAILABILITY_TENTHS + RESTORE_COST_TENTHS
+)
+# float32 nearest to -k/10 for every reachable k. A table instead of ``tenths / 10`` because XLA
+# may turn the division into a multiplication by 0.1, which rounds differently in the last bit.
+_REWARD_VALUES = (0.0 - np.arange(MAX_PENALTY_TENTHS + 1, dtype=np.float64) / 10.0).astype(
+    np.float32
+)
+
+
+def tenths_to_reward(tenths: jax.Array) -> jax.Array:
+    """CybORG's rounded reward as the nearest float32 (``tenths`` is <= 0)."""
+    return jnp.asarray(_REWARD_VALUES)[jnp.clip(-tenths, 0, MAX_PENALTY_TENTHS)]

@@ -1,0 +1,91 @@
+"""Shared helpers for the environment tests: hand-built states and a jitted transition."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxcage.constants import HOST_NAMES, NUM_HOSTS, Compromised
+from jaxcage.dynamics.step import StepTrace, transition
+from jaxcage.env import make_params
+from jaxcage.noise import StepNoise, forced_noise
+from jaxcage.state import EnvParams, EnvState, init_state
+
+H = {name: i for i, name in enumerate(HOST_NAMES)}
+
+transition_jit = jax.jit(transition)
+
+
+def host_vector(values: dict[str, Any], dtype: Any = np.int32, fill: Any = 0) -> np.ndarray:
+    """A (13,) array from ``{hostname: value}``."""
+    out = np.full(NUM_HOSTS, fill, dtype=dtype)
+    for name, value in values.items():
+        out[H[name]] = value
+    return out
+
+
+def make_state(**fields: Any) -> EnvState:
+    """``init_state()`` with fields replaced; host-indexed fields may be given as dicts."""
+    state = init_state()
+    updates = {}
+    for name, value in fields.items():
+        current = np.asarray(getattr(state, name))
+        if isinstance(value, dict):
+            base = current.copy()
+            for host, v in value.items():
+                base[H[host]] = v
+            value = base
+        updates[name] = jnp.asarray(value, dtype=current.dtype)
+    return state.replace(**updates)
+
+
+def red_at(host: str, *, priv: int = 0, removable: int = 0, hidden: int = 0, **fields: Any):
+    """A state with the given Red sessions on ``host`` (User0 keeps its session 0)."""
+    base = init_state()
+    priv_vec = np.asarray(base.red_priv).copy()
+    priv_vec[H[host]] += priv
+    rem = np.zeros(NUM_HOSTS, np.int32)
+    rem[H[host]] = removable
+    hid = np.zeros(NUM_HOSTS, np.int32)
+    hid[H[host]] = hidden
+    return make_state(red_priv=priv_vec, red_user_removable=rem, red_user_hidden=hid, **fields)
+
+
+def step(
+    state: EnvState,
+    action: int = 0,
+    *,
+    red: str = "sleep",
+    green: str = "sleep",
+    noise: StepNoise | None = None,
+    params: EnvParams | None = None,
+    **forced: Any,
+) -> tuple[EnvState, np.ndarray, int, StepTrace]:
+    """One deterministic step; returns numpy obs and the reward in tenths."""
+    params = params if params is not None else make_params(red, green_agent=green)
+    noise = noise if noise is not None else forced_noise(**forced)
+    next_state, obs, reward, trace = transition_jit(state, jnp.int32(action), noise, params)
+    return next_state, np.asarray(obs), int(reward), trace
+
+
+def obs_rows(obs: np.ndarray) -> dict[str, tuple[int, int, int, int]]:
+    """Observation as ``{hostname: (a0, a1, c0, c1)}`` for readable assertions."""
+    rows = np.asarray(obs).reshape(NUM_HOSTS, 4)
+    return {name: tuple(int(v) for v in rows[i]) for i, name in enumerate(HOST_NAMES)}
+
+
+def compromised(state: EnvState) -> dict[str, str]:
+    """The Compromised column by hostname, as names."""
+    return {
+        name: Compromised(int(v)).name
+        for name, v in zip(HOST_NAMES, np.asarray(state.compromised), strict=True)
+    }
+
+
+def host_values(array: Any) -> dict[str, Any]:
+    """A (13,...) array as ``{hostname: value}`` (numpy scalars/arrays)."""
+    arr = np.asarray(array)
+    return {name: arr[i] for i, name in enumerate(HOST_NAMES)}

@@ -27,8 +27,7 @@ from jaxcage.reward import tenths_to_reward
 from jaxcage.state import EnvParams, EnvState, init_state
 
 
-@struct.dataclass
-class Discrete:
+class Discrete(struct.PyTreeNode):
     """A discrete space {0, ..., n-1}."""
 
     n: int = struct.field(pytree_node=False)
@@ -41,8 +40,7 @@ class Discrete:
         return jnp.logical_and(x >= 0, x < self.n)
 
 
-@struct.dataclass
-class Box:
+class Box(struct.PyTreeNode):
     """A box of 0/1 integers (the Blue vector observation)."""
 
     low: int = struct.field(pytree_node=False)

@@ -29,8 +29,7 @@ _NUM_KEYS = 2 * NUM_HOSTS + NUM_EXPLOITS
 FORCED_KEY = 0xFFFFFFFF
 
 
-@struct.dataclass
-class StepNoise:
+class StepNoise(struct.PyTreeNode):
     """Every random outcome a step can consume (unused ones are simply ignored)."""
 
     # GreenAgent: random.choice([Sleep, GreenPortScan]) -> scan iff green_act_u >= 0.5

@@ -26,8 +26,7 @@ from jaxcage.constants import (
 )
 
 
-@struct.dataclass
-class EnvParams:
+class EnvParams(struct.PyTreeNode):
     """Traced environment parameters: one compiled program serves every value of these.
 
     ``red_agent`` and ``green_agent`` select the opponent and the green agent per environment (so a
@@ -45,8 +44,7 @@ class EnvParams:
     detection_prob: jax.Array = struct.field(default_factory=lambda: jnp.float32(0.95))
 
 
-@struct.dataclass
-class EnvState:
+class EnvState(struct.PyTreeNode):
     """Full Scenario2 state for one environment. Every leaf has a fixed shape and dtype."""
 
     # --- true network state ---------------------------------------------------------------------

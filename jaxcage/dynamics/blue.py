@@ -24,8 +24,7 @@ from jaxcage.topology import (
 )
 
 
-@struct.dataclass
-class BlueOutcome:
+class BlueOutcome(struct.PyTreeNode):
     """What Blue's action leaves for the observation and the reward of this step."""
 
     host_mask: jax.Array  # (13,) bool: the targeted host (all False for Sleep/Monitor)

@@ -19,8 +19,7 @@ from jaxcage.state import EnvState
 from jaxcage.topology import DECOY_PORT_ONEHOT, STATIC_LISTEN
 
 
-@struct.dataclass
-class Events:
+class Events(struct.PyTreeNode):
     """Anomalous process entries Blue will see this step, per host."""
 
     port_counts: jax.Array  # (13, 13) int32: entries per first-connection local port class

@@ -44,8 +44,7 @@ from jaxcage.topology import (
 SSH_WORDLIST_EVENTS = 10
 
 
-@struct.dataclass
-class RedOutcome:
+class RedOutcome(struct.PyTreeNode):
     """Result of Red's action, as far as later logic needs it."""
 
     success: jax.Array  # () bool: Red's observation 'success' == TRUE

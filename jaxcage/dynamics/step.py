@@ -22,8 +22,7 @@ from jaxcage.reward import reward_tenths
 from jaxcage.state import EnvParams, EnvState
 
 
-@struct.dataclass
-class StepTrace:
+class StepTrace(struct.PyTreeNode):
     """What happened in a step (diagnostics, lockstep comparison and episode statistics)."""
 
     red_action_type: jax.Array  # () int32: constants.RedActionType

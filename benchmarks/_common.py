@@ -1,0 +1,395 @@
+"""Shared helpers for the benchmark scripts: machine/version record, timing, memory, output, CybORG.
+
+Every benchmark script prints a table and writes one JSON document built from these pieces:
+
+* ``environment_info()``: versions (Python, jax, jaxlib, numpy, jaxcage), ``jax.devices()``, device
+  kind, CPU count, load average and git commit, so a number can always be traced to a machine.
+* ``compile_and_time(fn, args, repeats)``: ahead-of-time compile (timed on its own), one warm-up
+  execution, then ``repeats`` timed executions with ``jax.block_until_ready`` around each.
+* ``fits_in_memory(compiled)``: XLA's own memory analysis of a compiled program against the memory
+  the device has free, so oversized batches are skipped before they allocate.
+* ``cyborg_steps_per_second(...)``: CybORG's single-process stepping rate (csle-cyborg,
+  ``ChallengeWrapper``, random Blue) for a fixed wall-clock budget.
+* ``write_json`` / ``format_table``.
+
+Never forces a device: whatever ``jax.devices()`` returns is used and recorded.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import importlib
+import importlib.metadata
+import importlib.util
+import json
+import math
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import time
+import types
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+import jaxcage
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Share of the free device memory a benchmark program may plan to use (XLA's estimate is not exact).
+MEMORY_HEADROOM = 0.8
+
+
+# --------------------------------------------------------------------------------------------------
+# Machine and versions
+# --------------------------------------------------------------------------------------------------
+
+
+def _git_commit() -> dict[str, Any]:
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": bool(dirty)}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment_info() -> dict[str, Any]:
+    """Versions, devices and machine facts to store next to every measurement."""
+    devices = jax.devices()
+    affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    return {
+        "timestamp_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "jax": jax.__version__,
+        "jaxlib": importlib.metadata.version("jaxlib"),
+        "numpy": np.__version__,
+        "jaxcage": jaxcage.__version__,
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in devices],
+        "device_kind": devices[0].device_kind,
+        "device_count": len(devices),
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpu_affinity": len(affinity) if affinity is not None else None,
+        "memory_total_bytes": _meminfo("MemTotal"),
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "xla_flags": os.environ.get("XLA_FLAGS"),
+        "git": _git_commit(),
+        "argv": sys.argv,
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Memory
+# --------------------------------------------------------------------------------------------------
+
+
+def _meminfo(field_name: str) -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def free_device_memory() -> int | None:
+    """Bytes free on the default device (host RAM for CPU), or ``None`` if unknown."""
+    device = jax.devices()[0]
+    stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+    if stats and "bytes_limit" in stats:
+        return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+    available = _meminfo("MemAvailable")
+    if available is not None:
+        return available
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def program_memory_bytes(compiled: Any) -> int | None:
+    """Arguments + outputs + temporaries of a compiled program, per XLA's memory analysis."""
+    try:
+        analysis = compiled.memory_analysis()
+    except (AttributeError, NotImplementedError, RuntimeError):
+        return None
+    if analysis is None:
+        return None
+    return int(
+        analysis.argument_size_in_bytes
+        + analysis.output_size_in_bytes
+        + analysis.temp_size_in_bytes
+        - getattr(analysis, "alias_size_in_bytes", 0)
+    )
+
+
+def fits_in_memory(compiled: Any, extra_bytes: int = 0) -> tuple[bool, str]:
+    """Whether a compiled program (plus ``extra_bytes`` held outside it) fits in free memory.
+
+    Returns ``(fits, note)``. Unknown sizes count as fitting (the run itself then decides).
+    """
+    need = program_memory_bytes(compiled)
+    free = free_device_memory()
+    if need is None or free is None:
+        return True, "memory not checked (no estimate available)"
+    need += extra_bytes
+    if need > MEMORY_HEADROOM * free:
+        return False, (
+            f"needs ~{format_bytes(need)}, more than {MEMORY_HEADROOM:.0%} of the "
+            f"{format_bytes(free)} free on {jax.devices()[0].device_kind}"
+        )
+    return True, f"needs ~{format_bytes(need)} of {format_bytes(free)} free"
+
+
+def format_bytes(n: float) -> str:
+    """``3.5 * 2**20 -> '3.5 MiB'``."""
+    for power, unit in ((30, "GiB"), (20, "MiB"), (10, "KiB")):
+        if n >= 2**power:
+            return f"{n / 2**power:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """Whether an exception raised by XLA or NumPy is an allocation failure."""
+    text = f"{type(err).__name__}: {err}"
+    return isinstance(err, MemoryError) or any(
+        marker in text for marker in ("RESOURCE_EXHAUSTED", "Out of memory", "out of memory")
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Timing
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Timing:
+    """Wall-clock timings of one jitted program, in seconds."""
+
+    compile_s: float  # jit(fn).lower(*args).compile(): tracing + XLA compilation
+    first_run_s: float  # first execution of the compiled program (allocation, warm caches)
+    times_s: list[float] = field(default_factory=list)  # steady-state executions
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.times_s)
+
+    @property
+    def min_s(self) -> float:
+        return min(self.times_s)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["median_s"] = self.median_s
+        out["min_s"] = self.min_s
+        return out
+
+
+def compile_ahead(jitted: Any, *args: Any) -> tuple[Any, float]:
+    """Compile ``jitted`` for ``args`` ahead of time; returns ``(compiled, seconds)``."""
+    start = time.perf_counter()
+    compiled = jitted.lower(*args).compile()
+    return compiled, time.perf_counter() - start
+
+
+def time_compiled(
+    compiled: Any,
+    args: tuple[Any, ...],
+    repeats: int,
+    carry: Callable[[Any, tuple[Any, ...]], tuple[Any, ...]] | None = None,
+) -> tuple[float, list[float], Any, tuple[Any, ...]]:
+    """One warm-up execution, then ``repeats`` timed ones, each closed by ``block_until_ready``.
+
+    Args:
+        compiled: an AOT-compiled program.
+        args: its first arguments.
+        repeats: number of timed executions (>= 1).
+        carry: ``(outputs, args) -> next args``, for programs whose outputs feed the next call
+            (e.g. a donated environment state); by default the same ``args`` are reused.
+
+    Returns:
+        ``(first_run_s, times_s, last_outputs, next_args)``.
+    """
+    start = time.perf_counter()
+    out = jax.block_until_ready(compiled(*args))
+    first = time.perf_counter() - start
+    if carry is not None:
+        args = carry(out, args)
+    times: list[float] = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = jax.block_until_ready(compiled(*args))
+        times.append(time.perf_counter() - start)
+        if carry is not None:
+            args = carry(out, args)
+    return first, times, out, args
+
+
+# --------------------------------------------------------------------------------------------------
+# CybORG reference rate
+# --------------------------------------------------------------------------------------------------
+
+
+def _stub_stable_baselines3() -> None:
+    # csle_cyborg.agents imports stable_baselines3 (torch) at module level only for BlueLoadAgent.
+    if "stable_baselines3" in sys.modules or importlib.util.find_spec("stable_baselines3"):
+        return
+    stub = types.ModuleType("stable_baselines3")
+    stub.PPO = None  # type: ignore[attr-defined]
+    sys.modules["stable_baselines3"] = stub
+
+
+def _direct_cyborg_env(red: str, max_steps: int) -> tuple[Callable[[], Any], Callable[[int], Any]]:
+    """csle-cyborg's ChallengeWrapper built by hand (used when jaxcage.reference is absent)."""
+    _stub_stable_baselines3()
+    main = importlib.import_module("csle_cyborg.main")
+    agents = importlib.import_module("csle_cyborg.agents")
+    wrappers = importlib.import_module("csle_cyborg.agents.wrappers.challenge_wrapper")
+    constants = importlib.import_module("gym_csle_cyborg.constants.constants")
+    red_cls = {
+        "b_line": agents.B_lineAgent,
+        "meander": agents.RedMeanderAgent,
+        "sleep": agents.SleepAgent,
+    }[red]
+    cyborg = main.Main(
+        copy.deepcopy(constants.CYBORG.CYBORG_SCENARIO_2_DICT), "sim", agents={"Red": red_cls}
+    )
+    wrapper = wrappers.ChallengeWrapper(env=cyborg, agent_name="Blue", max_steps=max_steps)
+    return (lambda: wrapper.reset()[0]), (lambda a: wrapper.step(a)[:3])
+
+
+def _cyborg_env(red: str, max_steps: int, seed: int) -> tuple[Any, Any, str]:
+    """``(reset, step, source)`` for the CybORG reference; ``step(a)`` returns obs, reward, done."""
+    try:
+        reference = importlib.import_module("jaxcage.reference.cyborg_env")
+        make_cyborg_env = reference.make_cyborg_env
+    except (ImportError, AttributeError):
+        random.seed(seed)
+        reset, step = _direct_cyborg_env(red, max_steps)
+        return reset, step, "csle_cyborg (direct)"
+    env = make_cyborg_env(red=red, green="sleep", max_steps=max_steps, seed=seed)
+    return env.reset, (lambda a: env.step(a)[:3]), f"jaxcage.reference ({env.backend.name})"
+
+
+def cyborg_steps_per_second(
+    seconds: float, red: str = "b_line", max_steps: int = 100, seed: int = 0
+) -> dict[str, Any]:
+    """CybORG's single-process stepping rate with uniformly random Blue actions.
+
+    Steps for ``seconds`` of wall time (checked every step), resetting at the end of each
+    ``max_steps`` episode; reset time is included, as jaxcage's auto-reset is in its rate.
+
+    Returns:
+        A JSON-ready dict: ``status`` (``"ok"``, or ``"unavailable"`` with a ``note``), ``steps``,
+        ``seconds``, ``steps_per_s``, ``episodes``, ``setup_s``, ``source``.
+    """
+    start = time.perf_counter()
+    try:
+        reset, step, source = _cyborg_env(red, max_steps, seed)
+    except ImportError as err:
+        return {"status": "unavailable", "note": f"CybORG not importable: {err}"}
+    rng = np.random.default_rng(seed)
+    reset()
+    setup_s = time.perf_counter() - start
+    steps = episodes = 0
+    start = time.perf_counter()
+    deadline = start + seconds
+    while True:
+        _, _, done = step(int(rng.integers(0, jaxcage.CageEnv.num_actions)))
+        steps += 1
+        if done:
+            episodes += 1
+            reset()
+        if time.perf_counter() >= deadline:
+            break
+    elapsed = time.perf_counter() - start
+    return {
+        "status": "ok",
+        "source": source,
+        "red_agent": red,
+        "steps": steps,
+        "episodes": episodes,
+        "seconds": elapsed,
+        "steps_per_s": steps / elapsed,
+        "setup_s": setup_s,
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Output
+# --------------------------------------------------------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return None if not math.isfinite(float(value)) else float(value)
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    return value
+
+
+def write_json(path: str | os.PathLike[str] | None, payload: dict[str, Any]) -> str:
+    """Serialise ``payload`` (NumPy scalars and non-finite floats handled); write it if ``path``.
+
+    Returns the JSON text.
+    """
+    text = json.dumps(_jsonable(payload), indent=2)
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text + "\n")
+    return text
+
+
+def format_si(value: float | None, digits: int = 3) -> str:
+    """``1234567 -> '1.23M'``; ``None -> '-'``."""
+    if value is None or not math.isfinite(value):
+        return "-"
+    for threshold, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= threshold:
+            return f"{value / threshold:.{digits}g}{suffix}"
+    return f"{value:.{digits}g}"
+
+
+def format_table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    """A plain right-aligned text table."""
+    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

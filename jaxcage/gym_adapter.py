@@ -1,0 +1,473 @@
+"""Gymnasium adapters: drive jaxcage from NumPy code (SB3 / CleanRL style) with no JAX knowledge.
+
+Two classes, both NumPy in and NumPy out:
+
+* ``CageVectorEnv``: a ``gymnasium.vector.VectorEnv`` over ``num_envs`` environments, stepped by one
+  jitted, vmapped call per ``step``. Each environment may face its own red agent.
+* ``CageGymEnv``: a single ``gymnasium.Env`` (no auto-reset), for SB3-style single-env code and for
+  running a CybORG-trained agent unchanged.
+
+Spaces mirror CybORG's ``ChallengeWrapper(agent_name='Blue')``
+(``csle_cyborg/agents/wrappers/open_ai_gym_wrapper.py``: ``OpenAIGymWrapper.__init__``):
+``Box(-1.0, 1.0, (52,), float32)`` observations and ``Discrete(145)`` actions, so a policy trained
+on CybORG sees the same shapes, dtypes and action ids. Observations are returned as float32 (the
+space's dtype; CybORG itself returns an int64 array of the same 0/1 values) and rewards as float64
+``reward_tenths / 10``, which equals CybORG's ``round(reward, 1)`` exactly.
+
+Auto-reset (``CageVectorEnv``): gymnasium >= 1.1 names three modes, read from
+``metadata["autoreset_mode"]`` by its wrappers. The default is ``AutoresetMode.SAME_STEP``, which is
+what the JAX env does natively: on the step that ends an episode, the returned observation already
+belongs to the next episode and ``infos["final_obs"]`` holds the last observation of the finished
+one. ``NEXT_STEP`` (gymnasium's own default) and ``DISABLED`` are emulated inside the same jitted
+call. CAGE2 episodes only end by time limit, so ``terminations`` is always False and
+``truncations`` is True every ``max_steps`` steps.
+
+Importing this module registers gymnasium ids (``jaxcage/Cage2-BLine-v0``, ``-Meander-v0``,
+``-Sleep-v0``) usable with ``gymnasium.make`` and ``gymnasium.make_vec``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import gymnasium
+import jax
+import jax.numpy as jnp
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from jaxcage.constants import NUM_BLUE_ACTIONS, OBS_SIZE
+from jaxcage.env import CageEnv, make_params
+from jaxcage.state import EnvParams, EnvState
+
+__all__ = [
+    "CageGymEnv",
+    "CageVectorEnv",
+    "cyborg_action_space",
+    "cyborg_observation_space",
+    "register_envs",
+]
+
+# Upper bound (exclusive) of the integer drawn from gymnasium's np_random to seed a JAX key when
+# reset() gets no seed; 2**32 fits jax.random.key with or without x64.
+_SEED_BOUND = 2**32
+
+AgentSpec = str | int | Sequence[str | int]
+
+
+def cyborg_observation_space() -> spaces.Box:
+    """CybORG ChallengeWrapper's Blue observation space: ``Box(-1.0, 1.0, (52,), float32)``."""
+    return spaces.Box(-1.0, 1.0, shape=(OBS_SIZE,), dtype=np.float32)
+
+
+def cyborg_action_space() -> spaces.Discrete:
+    """CybORG ChallengeWrapper's Blue action space: ``Discrete(145)``."""
+    return spaces.Discrete(NUM_BLUE_ACTIONS)
+
+
+def _check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or int(seed) < 0:
+        raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+    return int(seed)
+
+
+def _check_num_envs(num_envs: Any) -> int:
+    if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)):
+        raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+    if int(num_envs) < 1:
+        raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+    return int(num_envs)
+
+
+def _check_autoreset_mode(mode: Any) -> AutoresetMode:
+    if isinstance(mode, AutoresetMode):
+        return mode
+    for candidate in AutoresetMode:
+        if isinstance(mode, str) and mode.lower().replace("_", "") in (
+            candidate.value.lower(),
+            candidate.name.lower().replace("_", ""),
+        ):
+            return candidate
+    raise ValueError(
+        f"unknown autoreset_mode {mode!r}; expected one of {[m.name for m in AutoresetMode]}"
+    )
+
+
+def _per_env(value: AgentSpec, num_envs: int, what: str) -> list[str | int]:
+    """A per-environment list from one name (broadcast) or a sequence of ``num_envs`` names."""
+    if isinstance(value, (str, int, np.integer)):
+        return [value] * num_envs
+    values = list(value)
+    if len(values) != num_envs:
+        raise ValueError(
+            f"{what} must be one name or a sequence of num_envs={num_envs} names, "
+            f"got a sequence of length {len(values)}"
+        )
+    return values
+
+
+def _stack_params(
+    red: Sequence[str | int], green: Sequence[str | int], max_steps: int
+) -> tuple[EnvParams, bool]:
+    """Validated params, batched along axis 0 only if the environments differ.
+
+    Returns ``(params, batched)``. Shared params stay unbatched so that ``lax.switch`` over the red
+    agent remains a real branch under ``vmap`` instead of evaluating all three policies.
+    """
+    per_env = [
+        make_params(r, max_steps=max_steps, green_agent=g) for r, g in zip(red, green, strict=True)
+    ]
+    first = per_env[0]
+    same = all(
+        int(p.red_agent) == int(first.red_agent) and int(p.green_agent) == int(first.green_agent)
+        for p in per_env
+    )
+    if same:
+        return first, False
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *per_env), True
+
+
+def _check_actions(actions: Any, num_envs: int) -> np.ndarray:
+    """Validate a batch of blue action ids on the host; returns an int32 array of shape (N,)."""
+    arr = np.asarray(actions)
+    if arr.shape != (num_envs,):
+        raise ValueError(f"actions must have shape ({num_envs},), got {arr.shape}")
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"actions must be integers (blue action ids), got dtype {arr.dtype}")
+    if arr.size and (arr.min() < 0 or arr.max() >= NUM_BLUE_ACTIONS):
+        bad = arr[(arr < 0) | (arr >= NUM_BLUE_ACTIONS)]
+        raise ValueError(
+            f"blue action ids must be in 0..{NUM_BLUE_ACTIONS - 1}, got {bad[:8].tolist()}"
+        )
+    return arr.astype(np.int32)
+
+
+def _select(mask: jax.Array, on_true: Any, on_false: Any) -> Any:
+    """Per-leaf ``where`` for one (unbatched) environment."""
+    return jax.tree.map(lambda a, b: jnp.where(mask, a, b), on_true, on_false)
+
+
+# CageEnv is stateless, so one instance serves every adapter and compiled kernels can be shared.
+_ENV = CageEnv()
+
+
+@functools.cache
+def _vector_kernels(
+    num_envs: int, params_batched: bool, mode: AutoresetMode
+) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """Jitted batch kernels ``reset(key, state, params, mask) -> (key, obs, state)`` and
+    ``step(key, state, actions, params, pending) -> (key, obs, state, tenths, done, final_obs)``.
+
+    Both advance the key inside the program (one dispatch per call). Observations leave the device
+    as int8 (0/1 values) to cut the transfer 4x; the host casts them to float32. Cached, so
+    adapters of the same size and mode share one compilation.
+    """
+    env = _ENV
+    p_axis = 0 if params_batched else None
+
+    def reset_one(
+        key: jax.Array, state: EnvState, params: EnvParams, mask: jax.Array
+    ) -> tuple[jax.Array, EnvState]:
+        obs, fresh = env.reset(key, params)
+        # Observations of environments that are not reset are not read by the caller.
+        return obs, _select(mask, fresh, state)
+
+    def reset(
+        key: jax.Array, state: EnvState, params: EnvParams, mask: jax.Array
+    ) -> tuple[jax.Array, jax.Array, EnvState]:
+        key, key_reset = jax.random.split(key)
+        keys = jax.random.split(key_reset, num_envs)
+        obs, state = jax.vmap(reset_one, in_axes=(0, 0, p_axis, 0))(keys, state, params, mask)
+        return key, obs.astype(jnp.int8), state
+
+    def step_one(
+        key: jax.Array, state: EnvState, action: jax.Array, params: EnvParams, pending: jax.Array
+    ) -> tuple[jax.Array, EnvState, jax.Array, jax.Array, jax.Array]:
+        if mode == AutoresetMode.SAME_STEP:
+            obs, state, _, done, info = env.step(key, state, action, params)
+            return obs, state, info["reward_tenths"], done, info["final_obs"]
+        obs, next_state, _, done, info = env.step_env(key, state, action, params)
+        tenths = info["reward_tenths"]
+        if mode == AutoresetMode.NEXT_STEP:
+            # The step after an episode's end only resets it: action ignored, reward 0, not done.
+            reset_obs, reset_state = env.reset(key, params)
+            next_state = _select(pending, reset_state, next_state)
+            obs = jnp.where(pending, reset_obs, obs)
+            tenths = jnp.where(pending, jnp.zeros_like(tenths), tenths)
+            done = jnp.logical_and(done, jnp.logical_not(pending))
+        return obs, next_state, tenths, done, obs
+
+    def step(
+        key: jax.Array, state: EnvState, actions: jax.Array, params: EnvParams, pending: jax.Array
+    ) -> tuple[jax.Array, jax.Array, EnvState, jax.Array, jax.Array, jax.Array]:
+        key, key_step = jax.random.split(key)
+        keys = jax.random.split(key_step, num_envs)
+        obs, state, tenths, done, final_obs = jax.vmap(step_one, in_axes=(0, 0, 0, p_axis, 0))(
+            keys, state, actions, params, pending
+        )
+        return key, obs.astype(jnp.int8), state, tenths, done, final_obs.astype(jnp.int8)
+
+    # The state argument is donated: it is replaced by the returned one on every call.
+    return jax.jit(reset, donate_argnums=1), jax.jit(step, donate_argnums=1)
+
+
+class CageVectorEnv(VectorEnv):
+    """``num_envs`` CAGE2 environments behind gymnasium's ``VectorEnv`` API, stepped in one call.
+
+    Example::
+
+        envs = CageVectorEnv(num_envs=64, red_agent="b_line")
+        obs, infos = envs.reset(seed=0)                    # (64, 52) float32
+        obs, rew, term, trunc, infos = envs.step(envs.action_space.sample())
+
+    Args:
+        num_envs: number of environments (>= 1).
+        red_agent: ``"b_line"``, ``"meander"`` or ``"sleep"`` for all environments, or a sequence
+            of ``num_envs`` names for a per-environment mixture.
+        max_steps: episode length (CybORG's official lengths are 30, 50 and 100).
+        green_agent: ``"sleep"`` (the evaluation default) or ``"random"``, or one per environment.
+        autoreset_mode: ``AutoresetMode.SAME_STEP`` (default, native), ``NEXT_STEP`` or
+            ``DISABLED`` (then finished environments must be reset with
+            ``reset(options={"reset_mask": mask})``).
+
+    Raises:
+        ValueError: bad ``num_envs``, unknown agent name, sequence of the wrong length, bad
+            ``max_steps`` or ``autoreset_mode`` (all raised before anything compiles).
+    """
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        red_agent: AgentSpec = "b_line",
+        *,
+        max_steps: int = 100,
+        green_agent: AgentSpec = "sleep",
+        autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP,
+    ) -> None:
+        self.num_envs = _check_num_envs(num_envs)
+        self.autoreset_mode = _check_autoreset_mode(autoreset_mode)
+        self.metadata = {"autoreset_mode": self.autoreset_mode}
+        self.params, self.params_batched = _stack_params(
+            _per_env(red_agent, self.num_envs, "red_agent"),
+            _per_env(green_agent, self.num_envs, "green_agent"),
+            max_steps,
+        )
+        self.env = _ENV
+        self.single_observation_space = cyborg_observation_space()
+        self.single_action_space = cyborg_action_space()
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self._reset_fn, self._step_fn = _vector_kernels(
+            self.num_envs, self.params_batched, self.autoreset_mode
+        )
+        self._key: jax.Array | None = None
+        self._state: EnvState | None = None
+        self._pending = np.zeros(self.num_envs, dtype=bool)  # NEXT_STEP: reset on next step()
+        self._obs: np.ndarray | None = None  # last returned observation, for partial resets
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset all environments (or those in ``options["reset_mask"]``).
+
+        ``seed`` restarts the key stream, so the same seed and actions give the same trajectory.
+        Without a seed the stream continues (or, on the first reset, is seeded from OS entropy).
+        With ``options={"reset_mask": mask}`` (a bool array of shape ``(num_envs,)``) only the
+        masked environments are reset; the other rows of the returned observation repeat their
+        last observation.
+        """
+        if seed is not None:
+            seed = _check_seed(seed)
+        super().reset(seed=seed)
+        if seed is not None:
+            self._key = jax.random.key(seed)
+        elif self._key is None:
+            self._key = jax.random.key(int(self.np_random.integers(_SEED_BOUND)))
+        mask = np.ones(self.num_envs, dtype=bool)
+        if options and "reset_mask" in options:
+            mask = np.asarray(options["reset_mask"])
+            if mask.shape != (self.num_envs,) or mask.dtype != np.bool_:
+                raise ValueError(
+                    f"options['reset_mask'] must be a bool array of shape ({self.num_envs},), "
+                    f"got {mask.dtype} {mask.shape}"
+                )
+            if self._state is None and not mask.all():
+                raise ValueError("the first reset() must reset every environment")
+        state = self._state if self._state is not None else self._blank_state()
+        self._key, obs, self._state = self._reset_fn(self._key, state, self.params, mask)
+        self._pending = np.logical_and(self._pending, np.logical_not(mask))
+        obs_np = np.asarray(obs).astype(np.float32)
+        if self._obs is not None:
+            obs_np = np.where(mask[:, None], obs_np, self._obs)
+        self._obs = obs_np
+        return obs_np.copy(), {}
+
+    def step(
+        self, actions: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Step every environment with one blue action id each.
+
+        Args:
+            actions: integer array-like of shape ``(num_envs,)`` with values in ``0..144``.
+
+        Returns:
+            ``(obs (N, 52) float32, rewards (N,) float64, terminations (N,) bool,
+            truncations (N,) bool, infos)``. In ``SAME_STEP`` mode, when some episode ended,
+            ``infos["final_obs"]`` is an ``(N, 52)`` float32 array (rows of unfinished
+            environments equal ``obs``) with the bool mask ``infos["_final_obs"]``.
+
+        Raises:
+            ValueError: wrong shape, non-integer dtype or out-of-range action id.
+            RuntimeError: ``step`` before ``reset``.
+        """
+        if self._state is None or self._key is None:
+            raise RuntimeError("call reset() before step()")
+        acts = _check_actions(actions, self.num_envs)
+        self._key, obs, self._state, tenths, done, final_obs = self._step_fn(
+            self._key, self._state, acts, self.params, self._pending
+        )
+        obs_np, tenths_np, done_np = jax.device_get((obs, tenths, done))
+        obs_np = obs_np.astype(np.float32)
+        rewards = tenths_np.astype(np.float64) / 10.0
+        truncations = np.asarray(done_np, dtype=bool)
+        terminations = np.zeros(self.num_envs, dtype=bool)
+        infos: dict[str, Any] = {}
+        if self.autoreset_mode == AutoresetMode.SAME_STEP and truncations.any():
+            infos["final_obs"] = np.asarray(final_obs).astype(np.float32)
+            infos["_final_obs"] = truncations.copy()
+        if self.autoreset_mode == AutoresetMode.NEXT_STEP:
+            self._pending = truncations.copy()
+        self._obs = obs_np
+        return obs_np.copy(), rewards, terminations, truncations, infos
+
+    def _blank_state(self) -> EnvState:
+        """A batched state to be overwritten by the first full reset."""
+        _, state = jax.vmap(self.env.reset, in_axes=(0, None))(
+            jax.random.split(jax.random.key(0), self.num_envs), self.env.default_params
+        )
+        return state
+
+    def close_extras(self, **kwargs: Any) -> None:
+        """Drop the device state (``reset`` starts afresh)."""
+        del kwargs
+        self._state = None
+        self._obs = None
+
+    def __repr__(self) -> str:
+        return f"CageVectorEnv(num_envs={self.num_envs}, autoreset_mode={self.autoreset_mode.name})"
+
+
+_single_reset = jax.jit(_ENV.reset)
+
+
+@jax.jit
+def _single_step(
+    key: jax.Array, state: EnvState, action: jax.Array, params: EnvParams
+) -> tuple[jax.Array, jax.Array, EnvState, jax.Array, jax.Array, jax.Array]:
+    """One ``step_env`` for ``CageGymEnv``; returns the advanced key first."""
+    key, key_step = jax.random.split(key)
+    obs, state, _, done, info = _ENV.step_env(key_step, state, action, params)
+    return key, obs.astype(jnp.int8), state, info["reward_tenths"], done, info["red_action"]
+
+
+class CageGymEnv(gymnasium.Env[np.ndarray, np.int64]):
+    """One CAGE2 environment behind gymnasium's ``Env`` API (no auto-reset).
+
+    ``step`` returns ``truncated=True`` once ``max_steps`` steps were taken; call ``reset`` then
+    (stepping on continues the same episode past its limit, as CybORG's ChallengeWrapper does).
+    ``info`` carries ``"reward_tenths"`` (int) and ``"red_action"`` (``constants.RedActionType``).
+
+    Args:
+        red_agent: ``"b_line"``, ``"meander"`` or ``"sleep"``.
+        max_steps: episode length.
+        green_agent: ``"sleep"`` or ``"random"``.
+        render_mode: only ``None`` is supported.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}
+
+    def __init__(
+        self,
+        red_agent: str | int = "b_line",
+        *,
+        max_steps: int = 100,
+        green_agent: str | int = "sleep",
+        render_mode: str | None = None,
+    ) -> None:
+        if render_mode is not None:
+            raise ValueError(f"render_mode must be None (no rendering), got {render_mode!r}")
+        self.render_mode = render_mode
+        self.params = make_params(red_agent, max_steps=max_steps, green_agent=green_agent)
+        self.env = _ENV
+        self.observation_space = cyborg_observation_space()
+        self.action_space = cyborg_action_space()
+        self._key: jax.Array | None = None
+        self._state: EnvState | None = None
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start an episode. ``seed`` restarts the key stream; ``options`` is ignored."""
+        del options
+        if seed is not None:
+            seed = _check_seed(seed)
+        super().reset(seed=seed)
+        if seed is not None:
+            self._key = jax.random.key(seed)
+        elif self._key is None:
+            self._key = jax.random.key(int(self.np_random.integers(_SEED_BOUND)))
+        self._key, key_reset = jax.random.split(self._key)
+        obs, self._state = _single_reset(key_reset, self.params)
+        return np.asarray(obs).astype(np.float32), {}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """One step for blue action id ``action`` (0..144).
+
+        Raises:
+            ValueError: non-integer or out-of-range action.
+            RuntimeError: ``step`` before ``reset``.
+        """
+        if self._state is None or self._key is None:
+            raise RuntimeError("call reset() before step()")
+        arr = np.asarray(action)
+        if arr.shape not in ((), (1,)):
+            raise ValueError(f"action must be a single blue action id, got shape {arr.shape}")
+        act = _check_actions(arr.reshape(1), 1)
+        self._key, obs, self._state, tenths, done, red_action = _single_step(
+            self._key, self._state, jnp.int32(act[0]), self.params
+        )
+        obs_np, tenths_np, done_np, red_np = jax.device_get((obs, tenths, done, red_action))
+        info = {"reward_tenths": int(tenths_np), "red_action": int(red_np)}
+        return obs_np.astype(np.float32), float(tenths_np) / 10.0, False, bool(done_np), info
+
+
+_REGISTERED_IDS: dict[str, str] = {
+    "jaxcage/Cage2-BLine-v0": "b_line",
+    "jaxcage/Cage2-Meander-v0": "meander",
+    "jaxcage/Cage2-Sleep-v0": "sleep",
+}
+
+
+def register_envs() -> None:
+    """Register the gymnasium ids (idempotent; done on import of this module).
+
+    ``gymnasium.make("jaxcage/Cage2-BLine-v0")`` builds a ``CageGymEnv`` and
+    ``gymnasium.make_vec("jaxcage/Cage2-BLine-v0", num_envs=N)`` a ``CageVectorEnv``; keyword
+    arguments (``max_steps``, ``green_agent``, ...) are passed through.
+    """
+    for env_id, red in _REGISTERED_IDS.items():
+        if env_id in gymnasium.registry:
+            continue
+        gymnasium.register(
+            id=env_id,
+            entry_point="jaxcage.gym_adapter:CageGymEnv",
+            vector_entry_point="jaxcage.gym_adapter:CageVectorEnv",
+            kwargs={"red_agent": red},
+        )
+
+
+register_envs()

@@ -1,0 +1,176 @@
+"""The ``jaxcage`` console script: ``jaxcage train`` and ``jaxcage eval``.
+
+::
+
+    jaxcage train [--config configs/default.yaml] [--set key=value ...] [--out runs/<dir>]
+                  [--resume] [--profile] [--quiet]
+    jaxcage eval --run runs/<dir> [--engine jax|cyborg] [--episodes N] [--stochastic]
+                 [--seed S] [--seed-index I]
+
+``train`` writes ``config.yaml``, ``metrics.csv``, ``checkpoint.npz`` and ``learning_curve.png``
+into the run directory; ``eval`` prints the CAGE2 table and saves it as
+``eval_<engine>_<deterministic|stochastic>.json`` next to the checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from jaxcage.evaluation import ENGINES, evaluate, load_run
+from jaxcage.ppo import checkpoint as ckpt
+from jaxcage.ppo.config import PPOConfig, load_config, parse_override
+from jaxcage.ppo.logging import config_diff
+from jaxcage.ppo.train import train
+from jaxcage.reference.cyborg_env import ReferenceNotInstalled
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jaxcage", description=(__doc__ or "").split("\n")[0])
+    sub = p.add_subparsers(dest="command")
+
+    t = sub.add_parser("train", help="train a PPO defender")
+    t.add_argument(
+        "--config",
+        default=None,
+        help="config name in configs/ or a YAML path (default: default; with --resume: the run's)",
+    )
+    t.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field (YAML value), repeatable: --set lr=1e-3 --set num_envs=64",
+    )
+    t.add_argument("--out", default=None, help="run directory (default: runs/<config>-<time>)")
+    t.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
+    t.add_argument("--profile", action="store_true", help="report compile/device/host time")
+    t.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    e = sub.add_parser("eval", help="print the CAGE2 evaluation table of a trained run")
+    e.add_argument("--run", required=True, help="run directory written by `jaxcage train`")
+    e.add_argument("--engine", choices=ENGINES, default="jax")
+    e.add_argument("--episodes", type=int, default=100, help="episodes per cell (default 100)")
+    e.add_argument("--stochastic", action="store_true", help="sample actions instead of argmax")
+    e.add_argument("--seed", type=int, default=0, help="evaluation seed")
+    e.add_argument(
+        "--seed-index", type=int, default=None, help="which trained seed (default: best training)"
+    )
+    return p
+
+
+def _train_config(args: argparse.Namespace) -> tuple[PPOConfig, Path]:
+    overrides = dict(parse_override(o) for o in args.overrides)
+    if args.resume:
+        if args.out is None:
+            raise ValueError("--resume needs --out <run directory>")
+        out = Path(args.out)
+        saved = ckpt.load_config(out / ckpt.CHECKPOINT_NAME)
+        if args.config is None:
+            cfg = saved.replace(**overrides) if overrides else saved
+        else:
+            cfg = load_config(args.config, **overrides)
+        if cfg != saved:
+            raise ValueError(
+                "--resume with a config that differs from the run's: "
+                + "; ".join(config_diff(saved, cfg))
+            )
+        return cfg, out
+    name = args.config or "default"
+    cfg = load_config(name, **overrides)
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("runs") / f"{Path(name).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
+    if (out / ckpt.CHECKPOINT_NAME).exists():
+        raise ValueError(f"{out} already holds a run; use --resume or another --out")
+    return cfg, out
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    cfg, out = _train_config(args)
+    print(f"run directory: {out}", flush=True)
+    result = train(
+        cfg, out_dir=out, resume=args.resume, verbose=not args.quiet, profile=args.profile
+    )
+    sps = result.env_steps / max(result.wall_time, 1e-9)
+    final = result.metrics["return_mean"][:, -max(1, cfg.num_updates // 10) :]
+    print(
+        f"done: {result.env_steps:,} env steps in {result.wall_time:.1f}s "
+        f"({sps:,.0f} steps/s overall, compile {result.compile_time:.1f}s); "
+        f"final training return {_nanmean(final):.1f}\n"
+        f"evaluate with: jaxcage eval --run {out}",
+        flush=True,
+    )
+    return 0
+
+
+def _nanmean(x: object) -> float:
+    a = np.asarray(x, dtype=float)
+    return float(np.nanmean(a)) if np.isfinite(a).any() else float("nan")
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    result = load_run(args.run)
+    table = evaluate(
+        result,
+        engine=args.engine,
+        episodes=args.episodes,
+        deterministic=not args.stochastic,
+        seed=args.seed,
+        seed_index=args.seed_index,
+        progress=args.engine == "cyborg",
+    )
+    print(table)
+    mode = "stochastic" if args.stochastic else "deterministic"
+    path = Path(args.run) / f"eval_{args.engine}_{mode}.json"
+    table.save_json(path)
+    print(f"saved {path}")
+    return 0
+
+
+def _enable_compile_cache() -> None:
+    """Keep compiled XLA programs on disk, so a second ``jaxcage train``/``eval`` of the same
+    config skips most of the compilation. ``$JAXCAGE_CACHE_DIR`` moves it (``off`` disables it).
+    Only the CLI does this: the library leaves JAX's global configuration alone."""
+    where = os.environ.get("JAXCAGE_CACHE_DIR", str(Path.home() / ".cache" / "jaxcage" / "xla"))
+    if where.lower() in ("", "0", "off", "none"):
+        return
+    try:
+        jax.config.update("jax_compilation_cache_dir", where)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    except Exception as e:  # noqa: BLE001 - a cache is an optimisation, never a failure
+        print(f"jaxcage: compilation cache disabled ({e})", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``jaxcage`` console script; returns the exit status."""
+    _enable_compile_cache()
+    parser = _build_parser()
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list:
+        args_list = ["train"]
+    args = parser.parse_args(args_list)
+    try:
+        if args.command == "train":
+            return _cmd_train(args)
+        if args.command == "eval":
+            return _cmd_eval(args)
+    except (ValueError, FileNotFoundError, ReferenceNotInstalled) as e:
+        print(f"jaxcage {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    parser.print_help()
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,358 @@
+"""The official CAGE2 evaluation table for a trained defender, in jaxcage or inside CybORG.
+
+CAGE2's ``evaluation.py`` (spec §9) scores a blue agent against B_line, Meander and Sleep red
+agents for 30, 50 and 100 steps: the mean and standard deviation of the episode return per cell
+and, as the overall score, the sum of the 9 means (winner: -54.57; B_line-100: -13.76).
+
+* ``engine="jax"``: all ``9 x episodes`` episodes run as one vmapped, jitted ``lax.scan`` over
+  jaxcage.
+* ``engine="cyborg"``: the same policy acts as a blue agent inside CybORG through
+  ``jaxcage.reference.make_cyborg_env`` (needs the ``cyborg`` extra). The policy input is built by
+  the same ``jaxcage.ppo.features`` functions as in training, fed CybORG's numpy observations, and
+  the policy itself is one jitted numpy-in/numpy-out call per step.
+
+Green is the evaluation's SleepAgent in both engines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxcage.env import make as make_cage_env
+from jaxcage.ppo import checkpoint as ckpt
+from jaxcage.ppo.config import RED_AGENTS, PPOConfig
+from jaxcage.ppo.features import PolicyMemory, init_memory, policy_input, update_memory
+from jaxcage.ppo.train import TrainResult, make_init, make_network_for, seed_keys
+from jaxcage.reference.cyborg_env import make_cyborg_env
+
+EVAL_REDS: tuple[str, ...] = ("b_line", "meander", "sleep")
+EVAL_STEPS: tuple[int, ...] = (30, 50, 100)
+ENGINES: tuple[str, ...] = ("jax", "cyborg")
+_RED_LABELS = {"b_line": "B_line", "meander": "Meander", "sleep": "Sleep"}
+# The CAGE2 winner (Cardiff, hierarchical PPO; 1,000 episodes per cell) for reference.
+CAGE2_WINNER = {
+    ("b_line", 30): -3.47,
+    ("b_line", 50): -6.41,
+    ("b_line", 100): -13.76,
+    ("meander", 30): -5.64,
+    ("meander", 50): -8.69,
+    ("meander", 100): -16.6,
+    ("sleep", 30): 0.0,
+    ("sleep", 50): 0.0,
+    ("sleep", 100): 0.0,
+}
+
+
+@dataclasses.dataclass
+class EvalTable:
+    """CAGE2 table as data: ``cells[(red, steps)] = {"mean", "std", "n"}``."""
+
+    cells: dict[tuple[str, int], dict[str, float]]
+    engine: str
+    deterministic: bool
+    episodes: int
+    seed: int = 0
+    note: str = ""
+
+    @property
+    def total(self) -> float:
+        """Overall CAGE2 score: the sum of the cell means."""
+        return float(sum(c["mean"] for c in self.cells.values()))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "engine": self.engine,
+            "deterministic": self.deterministic,
+            "episodes": self.episodes,
+            "seed": self.seed,
+            "note": self.note,
+            "total": self.total,
+            "cells": {f"{r}/{s}": dict(v) for (r, s), v in self.cells.items()},
+        }
+
+    def save_json(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    def __str__(self) -> str:
+        policy = "deterministic (argmax)" if self.deterministic else "stochastic (sampled)"
+        reds = [r for r in EVAL_REDS if any(k[0] == r for k in self.cells)]
+        steps = sorted({k[1] for k in self.cells})
+        head = f"{'red agent':<10}" + "".join(f"{f'{s} steps':>22}" for s in steps)
+        lines = [
+            f"CAGE2 evaluation: engine={self.engine}, {policy} policy, "
+            f"{self.episodes} episodes per cell, green=sleep"
+            + (f" ({self.note})" if self.note else ""),
+            head,
+            "-" * len(head),
+        ]
+        for r in reds:
+            row = f"{_RED_LABELS[r]:<10}"
+            for s in steps:
+                c = self.cells.get((r, s))
+                row += f"{c['mean']:>12.2f} ± {c['std']:>7.2f}" if c else f"{'':>22}"
+            lines.append(row)
+        lines.append("-" * len(head))
+        lines.append(f"Total (sum of the {len(self.cells)} means): {self.total:.2f}")
+        if len(self.cells) == 9:
+            lines.append(
+                f"CAGE2 winner for comparison: {sum(CAGE2_WINNER.values()):.2f} "
+                f"(B_line-100 {CAGE2_WINNER[('b_line', 100)]})"
+            )
+        return "\n".join(lines)
+
+
+# --- policy -----------------------------------------------------------------------------------
+
+PolicyFn = Callable[[Any, jax.Array, PolicyMemory, jax.Array], jax.Array]
+
+
+def make_policy(cfg: PPOConfig, deterministic: bool = True) -> PolicyFn:
+    """``policy(params, obs, memory, key) -> action`` for one (unbatched) observation."""
+    network = make_network_for(cfg)
+
+    def policy(params: Any, obs: jax.Array, memory: PolicyMemory, key: jax.Array) -> jax.Array:
+        logits, _ = network.apply(params, policy_input(obs, memory, cfg.features))
+        if deterministic:
+            return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+        return jax.random.categorical(key, logits).astype(jnp.int32)
+
+    return policy
+
+
+def _resolve(
+    result_or_params: Any, cfg: PPOConfig | None, seed_index: int | None
+) -> tuple[Any, PPOConfig, str]:
+    """Single-seed params and config from a TrainResult, a run directory, or raw params."""
+    note = ""
+    if isinstance(result_or_params, (str, Path)):
+        result_or_params = load_run(result_or_params)
+    if isinstance(result_or_params, TrainResult):
+        cfg = result_or_params.config
+        params = result_or_params.params
+        num_seeds = cfg.num_seeds
+        if seed_index is None:
+            seed_index = result_or_params.best_seed() if num_seeds > 1 else 0
+            if num_seeds > 1:
+                note = f"seed {seed_index} of {num_seeds}, best final training return"
+        elif num_seeds > 1:
+            note = f"seed {seed_index} of {num_seeds}"
+        if not 0 <= seed_index < num_seeds:
+            raise ValueError(f"seed_index {seed_index} out of range for {num_seeds} seeds")
+        return jax.tree.map(lambda x: x[seed_index], params), cfg, note
+    if cfg is None:
+        raise ValueError("evaluate(params) needs cfg= (the network and features to use)")
+    params = result_or_params
+    if seed_index is not None:
+        params = jax.tree.map(lambda x: x[seed_index], params)
+    return params, cfg, note
+
+
+def load_run(run_dir: str | Path) -> TrainResult:
+    """A ``TrainResult`` (params and metrics history) from a run directory's checkpoint."""
+    path = Path(run_dir) / ckpt.CHECKPOINT_NAME
+    cfg = ckpt.load_config(path)
+    # Rebuild the template from the saved config (cheap: shapes only, nothing runs).
+    template = jax.eval_shape(jax.vmap(make_init(cfg)), seed_keys(cfg))
+    saved = ckpt.load(path, template)
+    return TrainResult(
+        config=cfg,
+        params=saved.runner.train_state.params,
+        metrics=saved.metrics,
+        wall_time=saved.wall_time,
+        compile_time=0.0,
+        env_steps=saved.update * cfg.batch_size * cfg.num_seeds,
+        out_dir=Path(run_dir),
+    )
+
+
+# --- engines ----------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=8)
+def _eval_program(
+    hidden_sizes: tuple[int, ...],
+    activation: str,
+    features: tuple[str, ...],
+    deterministic: bool,
+    horizon: int,
+    n: int,
+) -> Callable[..., jax.Array]:
+    """The jitted evaluation scan for ``n`` episodes of at most ``horizon`` steps (cached: it only
+    depends on the network's shape, the policy mode and the batch, not on the params)."""
+    cfg = PPOConfig(hidden_sizes=hidden_sizes, activation=activation, features=features)
+    env, base = make_cage_env("b_line", max_steps=horizon, green_agent="sleep")
+    policy = jax.vmap(make_policy(cfg, deterministic), in_axes=(None, 0, 0, 0))
+
+    @jax.jit
+    def run(params: Any, key: jax.Array, red_ids: jax.Array, lengths: jax.Array) -> jax.Array:
+        env_params = jax.vmap(lambda r, m: base.replace(red_agent=r, max_steps=m))(red_ids, lengths)
+        key, key_reset = jax.random.split(key)
+        obs, state = jax.vmap(env.reset)(jax.random.split(key_reset, n), env_params)
+        memory = jax.tree.map(lambda m: jnp.broadcast_to(m, (n, *m.shape)), init_memory())
+
+        def step(carry: Any, xs: tuple[jax.Array, jax.Array]) -> tuple[Any, None]:
+            obs, state, memory, total = carry
+            t, key = xs
+            key_pol, key_env = jax.random.split(key)
+            action = policy(params, obs, memory, jax.random.split(key_pol, n))
+            obs2, state, reward, _, _ = jax.vmap(env.step)(
+                jax.random.split(key_env, n), state, action, env_params
+            )
+            memory = jax.vmap(update_memory)(memory, obs, action)
+            # Each episode runs exactly `length` steps; later steps (a new auto-reset episode)
+            # don't count.
+            total = total + jnp.where(t < lengths, reward, 0.0)
+            return (obs2, state, memory, total), None
+
+        init = (obs, state, memory, jnp.zeros(n, jnp.float32))
+        xs = (jnp.arange(horizon), jax.random.split(key, horizon))
+        (_, _, _, total), _ = jax.lax.scan(step, init, xs)
+        return total
+
+    return run
+
+
+def _eval_jax(
+    params: Any,
+    cfg: PPOConfig,
+    reds: Sequence[str],
+    steps: Sequence[int],
+    episodes: int,
+    deterministic: bool,
+    seed: int,
+) -> dict[tuple[str, int], np.ndarray]:
+    """Episode returns per cell, all cells in one vmapped scan of ``max(steps)`` steps."""
+    cells = [(r, s) for r in reds for s in steps]
+    red_ids = np.repeat([RED_AGENTS.index(r) for r, _ in cells], episodes).astype(np.int32)
+    lengths = np.repeat([s for _, s in cells], episodes).astype(np.int32)
+    run = _eval_program(
+        cfg.hidden_sizes, cfg.activation, cfg.features, deterministic, max(steps), len(red_ids)
+    )
+    totals = np.asarray(run(params, jax.random.key(seed), red_ids, lengths))
+    # Sums of tenths: round away float32 accumulation noise (CybORG sums exact 0.1 multiples).
+    totals = np.round(totals.astype(np.float64), 1)
+    return {c: totals[i * episodes : (i + 1) * episodes] for i, c in enumerate(cells)}
+
+
+def make_numpy_policy(
+    params: Any, cfg: PPOConfig, deterministic: bool
+) -> Callable[[np.ndarray, Any, jax.Array], tuple[int, Any]]:
+    """A jitted ``(obs numpy, memory, key) -> (action int, new memory)`` for host-driven envs."""
+    policy = make_policy(cfg, deterministic)
+
+    @jax.jit
+    def act(obs: jax.Array, memory: PolicyMemory, key: jax.Array) -> tuple[jax.Array, Any]:
+        action = policy(params, obs, memory, key)
+        return action, update_memory(memory, obs, action)
+
+    def call(obs: np.ndarray, memory: Any, key: jax.Array) -> tuple[int, Any]:
+        action, memory = act(jnp.asarray(obs, jnp.int32), memory, key)
+        return int(action), memory
+
+    return call
+
+
+def _eval_cyborg(
+    params: Any,
+    cfg: PPOConfig,
+    reds: Sequence[str],
+    steps: Sequence[int],
+    episodes: int,
+    deterministic: bool,
+    seed: int,
+    progress: bool,
+) -> dict[tuple[str, int], np.ndarray]:
+    act = make_numpy_policy(params, cfg, deterministic)
+    key = jax.random.key(seed)
+    out: dict[tuple[str, int], np.ndarray] = {}
+    for ci, (r, s) in enumerate((r, s) for s in steps for r in reds):
+        # As evaluation.py: one env per cell, Python's `random` seeded once, episodes in sequence.
+        env = make_cyborg_env(red=r, green="sleep", max_steps=s, seed=seed * 1000 + ci)
+        totals = np.zeros(episodes)
+        for ep in range(episodes):
+            obs = env.reset()
+            memory = init_memory()
+            total = 0.0
+            for _ in range(s):
+                key, sub = jax.random.split(key)
+                action, memory = act(obs, memory, sub)
+                obs, reward, _, _ = env.step(action)
+                total += reward
+            totals[ep] = round(total, 1)
+        out[(r, s)] = totals
+        if progress:
+            print(f"  cyborg {r}-{s}: {totals.mean():.2f} ± {totals.std(ddof=1):.2f}", flush=True)
+    return out
+
+
+def evaluate(
+    result_or_params: Any,
+    engine: str = "jax",
+    episodes: int = 100,
+    deterministic: bool = True,
+    seed: int = 0,
+    *,
+    cfg: PPOConfig | None = None,
+    seed_index: int | None = None,
+    reds: Sequence[str] = EVAL_REDS,
+    steps: Sequence[int] = EVAL_STEPS,
+    progress: bool = False,
+) -> EvalTable:
+    """Score a trained defender on the CAGE2 table.
+
+    Args:
+        result_or_params: a ``TrainResult``, a run directory, or network params (then ``cfg``).
+        engine: ``"jax"`` (jaxcage) or ``"cyborg"`` (CybORG itself; needs the ``cyborg`` extra).
+        episodes: episodes per cell (the CAGE2 evaluation used 100; the final leaderboard 1,000).
+        deterministic: argmax actions (True) or sampled ones.
+        seed: evaluation seed.
+        cfg: the config the params were trained with (only for raw params).
+        seed_index: which seed of a multi-seed result; default: the one with the best training
+            return at the end of training (chosen from training metrics only).
+        reds, steps: a subset of the table (tests); defaults are the full 3 x 3 table.
+        progress: print each CybORG cell as it finishes.
+
+    Raises:
+        ValueError: unknown engine / red agent, or bad episodes.
+        jaxcage.reference.ReferenceNotInstalled: engine="cyborg" without CybORG installed.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; expected one of {list(ENGINES)}")
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise ValueError(f"episodes must be a positive integer, got {episodes!r}")
+    for r in reds:
+        if r not in EVAL_REDS:
+            raise ValueError(f"unknown red agent {r!r}; expected any of {list(EVAL_REDS)}")
+    params, cfg, note = _resolve(result_or_params, cfg, seed_index)
+    if engine == "jax":
+        returns = _eval_jax(params, cfg, reds, steps, episodes, deterministic, seed)
+    else:
+        returns = _eval_cyborg(params, cfg, reds, steps, episodes, deterministic, seed, progress)
+    cells = {
+        (r, s): {
+            "mean": float(returns[(r, s)].mean()),
+            # Sample standard deviation, as CAGE2's evaluation.py (statistics.stdev).
+            "std": float(returns[(r, s)].std(ddof=1)) if episodes > 1 else math.nan,
+            "n": episodes,
+        }
+        for r in reds
+        for s in steps
+    }
+    return EvalTable(
+        cells=cells,
+        engine=engine,
+        deterministic=deterministic,
+        episodes=episodes,
+        seed=seed,
+        note=note,
+    )

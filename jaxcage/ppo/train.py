@@ -1,0 +1,524 @@
+"""PPO trainer compiled end to end: rollout + GAE + K epochs of minibatch updates = one XLA program.
+
+Three layers, PureJaxRL style:
+
+* ``make_update(cfg)`` -> ``update(runner) -> (runner, metrics)``: one PPO update, pure.
+* ``make_train(cfg)`` -> ``train(key) -> (runner, metrics)``: init + ``lax.scan`` over every update;
+  ``jax.jit(jax.vmap(make_train(cfg)))(keys)`` trains several seeds in one program.
+* ``train(cfg, out_dir=...)``: the host loop used by the CLI. It runs a compiled *chunk* of
+  ``cfg.updates_per_chunk`` updates (scan, vmapped over seeds) per call, then writes the chunk's
+  metrics (CSV/TensorBoard), prints progress and checkpoints, without recompiling. Chunk
+  boundaries are multiples of ``chunk_size(cfg)`` counted from update 0, so a resumed run executes
+  exactly the same compiled programs on exactly the same states as an uninterrupted one.
+
+Nothing here picks a device: the same code runs on whatever backend JAX defaults to.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+from flax.training.train_state import TrainState
+
+from jaxcage.env import make as make_cage_env
+from jaxcage.ppo import checkpoint as ckpt
+from jaxcage.ppo import logging as plog
+from jaxcage.ppo.config import RED_AGENTS, PPOConfig
+from jaxcage.ppo.features import input_size
+from jaxcage.ppo.gae import compute_gae
+from jaxcage.ppo.loss import Minibatch, ppo_loss
+from jaxcage.ppo.networks import ActorCritic, make_network
+from jaxcage.ppo.rollout import EnvBatch, collect, init_env_batch
+
+NUM_ACTIONS = 145
+
+# (env, base_params): the environment object and params whose red_agent is overwritten per env.
+EnvSpec = tuple[Any, Any]
+Metrics = dict[str, jax.Array]
+
+
+@struct.dataclass
+class RunnerState:
+    """Everything one seed's training carries from one update to the next."""
+
+    train_state: TrainState  # network params + Adam state (+ step count driving the LR schedule)
+    envs: EnvBatch
+    key: jax.Array  # typed PRNG key
+    update: jax.Array  # () int32 updates done so far
+
+
+def make_env(cfg: PPOConfig, env: EnvSpec | None = None) -> EnvSpec:
+    """The training environment: ``jaxcage.make`` from the config unless one is injected (tests)."""
+    if env is None:
+        return make_cage_env(
+            cfg.red_agents[0], max_steps=cfg.max_steps, green_agent=cfg.green_agent
+        )
+    e, params = env
+    return e, params.replace(max_steps=jnp.int32(cfg.max_steps))
+
+
+def _red_tables(cfg: PPOConfig) -> tuple[jax.Array, jax.Array]:
+    ids = jnp.array([RED_AGENTS.index(r) for r in cfg.red_agents], dtype=jnp.int32)
+    return ids, jnp.array(cfg.red_probs, dtype=jnp.float32)
+
+
+def make_network_for(cfg: PPOConfig) -> ActorCritic:
+    return make_network(NUM_ACTIONS, cfg.hidden_sizes, cfg.activation)
+
+
+def make_optimizer(cfg: PPOConfig) -> optax.GradientTransformation:
+    """Adam (eps 1e-5, as in the PPO reference code) after global-norm clipping; the learning rate
+    decays linearly to 0 over all minibatch steps when ``anneal_lr``."""
+    if cfg.anneal_lr:
+        steps = cfg.num_updates * cfg.update_epochs * cfg.num_minibatches
+        lr: Any = optax.linear_schedule(cfg.lr, 0.0, steps)
+    else:
+        lr = cfg.lr
+    return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(lr, eps=1e-5))
+
+
+def current_lr(cfg: PPOConfig, step: jax.Array | int) -> jax.Array:
+    """The learning rate Adam uses at optimizer step ``step`` (for the metrics)."""
+    if cfg.anneal_lr:
+        steps = cfg.num_updates * cfg.update_epochs * cfg.num_minibatches
+        return jnp.asarray(optax.linear_schedule(cfg.lr, 0.0, steps)(step))
+    return jnp.float32(cfg.lr)
+
+
+def make_init(cfg: PPOConfig, env: EnvSpec | None = None) -> Callable[[jax.Array], RunnerState]:
+    """``init(key) -> RunnerState`` for one seed (pure; vmap it over seed keys)."""
+    env_obj, base_params = make_env(cfg, env)
+    network = make_network_for(cfg)
+    red_ids, red_probs = _red_tables(cfg)
+
+    def init(key: jax.Array) -> RunnerState:
+        key_net, key_env, key_run = jax.random.split(key, 3)
+        params = network.init(key_net, jnp.zeros((1, input_size(cfg.features)), jnp.float32))
+        ts = TrainState.create(apply_fn=network.apply, params=params, tx=make_optimizer(cfg))
+        envs = init_env_batch(key_env, env_obj, base_params, cfg.num_envs, red_ids, red_probs)
+        return RunnerState(train_state=ts, envs=envs, key=key_run, update=jnp.int32(0))
+
+    return init
+
+
+def make_update(
+    cfg: PPOConfig, env: EnvSpec | None = None
+) -> Callable[[RunnerState], tuple[RunnerState, Metrics]]:
+    """``update(runner) -> (runner, metrics)``: one rollout and K epochs of minibatch updates."""
+    env_obj, _ = make_env(cfg, env)
+    network = make_network_for(cfg)
+    red_ids, red_probs = _red_tables(cfg)
+    loss_coefs = {
+        "clip_eps": cfg.clip_eps,
+        "vf_coef": cfg.vf_coef,
+        "ent_coef": cfg.ent_coef,
+        "clip_value_loss": cfg.clip_value_loss,
+        "normalize_advantages": cfg.normalize_advantages,
+    }
+    grad_fn = jax.value_and_grad(ppo_loss, has_aux=True)
+
+    def minibatch_step(ts: TrainState, mb: Minibatch) -> tuple[TrainState, Metrics]:
+        (loss, aux), grads = grad_fn(ts.params, network.apply, mb, **loss_coefs)
+        return ts.apply_gradients(grads=grads), {"loss": loss, **aux}
+
+    def epoch(ts: TrainState, xs: tuple[jax.Array, Minibatch]) -> tuple[TrainState, Metrics]:
+        key, batch = xs
+        perm = jax.random.permutation(key, cfg.batch_size)
+        mbs = jax.tree.map(
+            lambda x: x[perm].reshape(cfg.num_minibatches, cfg.minibatch_size, *x.shape[1:]),
+            batch,
+        )
+        return jax.lax.scan(minibatch_step, ts, mbs)
+
+    def update(runner: RunnerState) -> tuple[RunnerState, Metrics]:
+        key, key_roll, key_epochs = jax.random.split(runner.key, 3)
+        ts = runner.train_state
+        envs, traj = collect(
+            key_roll,
+            env_obj,
+            network.apply,
+            ts.params,
+            runner.envs,
+            num_steps=cfg.num_steps,
+            features=cfg.features,
+            reward_scale=cfg.reward_scale,
+            treat_truncation_as_terminal=cfg.treat_truncation_as_terminal,
+            red_ids=red_ids,
+            red_probs=red_probs,
+        )
+        advantages, returns = compute_gae(
+            traj.rewards,
+            traj.values,
+            traj.next_values,
+            traj.dones,
+            traj.terminals,
+            cfg.gamma,
+            cfg.gae_lambda,
+        )
+        flat = Minibatch(
+            inputs=traj.inputs,
+            actions=traj.actions,
+            log_probs=traj.log_probs,
+            values=traj.values,
+            advantages=advantages,
+            returns=returns,
+        )
+        flat = jax.tree.map(lambda x: x.reshape(cfg.batch_size, *x.shape[2:]), flat)
+        lr = current_lr(cfg, ts.step)
+        ts, aux = jax.lax.scan(
+            lambda t, k: epoch(t, (k, flat)), ts, jax.random.split(key_epochs, cfg.update_epochs)
+        )
+        metrics = {k: v.mean() for k, v in aux.items()}
+        metrics.update(_rollout_metrics(cfg, traj, returns))
+        metrics["lr"] = jnp.asarray(lr, jnp.float32)
+        runner = RunnerState(train_state=ts, envs=envs, key=key, update=runner.update + 1)
+        return runner, metrics
+
+    return update
+
+
+def _rollout_metrics(cfg: PPOConfig, traj: Any, returns: jax.Array) -> Metrics:
+    """Episode statistics of the rollout (NaN when no episode ended in it) and critic quality."""
+    done = traj.dones
+    n = done.sum()
+    ep = traj.episode_returns
+    nan = jnp.float32(jnp.nan)
+    out = {
+        "episodes": n.astype(jnp.int32),
+        "return_mean": jnp.where(n > 0, jnp.where(done, ep, 0.0).sum() / jnp.maximum(n, 1), nan),
+        "return_min": jnp.where(n > 0, jnp.where(done, ep, jnp.inf).min(), nan),
+        "return_max": jnp.where(n > 0, jnp.where(done, ep, -jnp.inf).max(), nan),
+        "step_reward": traj.rewards.mean() / jnp.float32(cfg.reward_scale),
+    }
+    if len(cfg.red_agents) > 1:
+        for r in cfg.red_agents:
+            m = done & (traj.red_agents == RED_AGENTS.index(r))
+            k = m.sum()
+            out[f"return_{r}"] = jnp.where(
+                k > 0, jnp.where(m, ep, 0.0).sum() / jnp.maximum(k, 1), nan
+            )
+    var_ret = returns.var()
+    out["explained_variance"] = jnp.where(
+        var_ret > 0, 1.0 - (returns - traj.values).var() / var_ret, nan
+    )
+    return out
+
+
+def make_chunk(
+    cfg: PPOConfig, num_updates: int, env: EnvSpec | None = None
+) -> Callable[[RunnerState], tuple[RunnerState, Metrics]]:
+    """``chunk(runner) -> (runner, metrics with a leading (num_updates,) axis)`` (one seed)."""
+    update = make_update(cfg, env)
+
+    def chunk(runner: RunnerState) -> tuple[RunnerState, Metrics]:
+        return jax.lax.scan(lambda r, _: update(r), runner, None, length=num_updates)
+
+    return chunk
+
+
+def make_train(
+    cfg: PPOConfig, env: EnvSpec | None = None
+) -> Callable[[jax.Array], tuple[RunnerState, Metrics]]:
+    """``train(key) -> (final runner, metrics (num_updates,))``: the whole run as one pure function.
+
+    ``jax.jit(jax.vmap(make_train(cfg)))(seed_keys(cfg))`` trains ``cfg.num_seeds`` seeds at once.
+    """
+    init = make_init(cfg, env)
+    chunk = make_chunk(cfg, cfg.num_updates, env)
+
+    def train(key: jax.Array) -> tuple[RunnerState, Metrics]:
+        return chunk(init(key))
+
+    return train
+
+
+def chunk_size(cfg: PPOConfig) -> int:
+    """Updates per compiled call: ``cfg.updates_per_chunk``, moved to a nearby divisor of
+    ``num_updates`` (within a factor 2) when there is one, so a shorter last chunk does not cost
+    a second compilation. A pure function of the config, so resumed runs chunk identically."""
+    k, n = min(cfg.updates_per_chunk, cfg.num_updates), cfg.num_updates
+    divisors = [d for d in range(max(1, k // 2), min(n, 2 * k) + 1) if n % d == 0]
+    return min(divisors, key=lambda d: (abs(d - k), -d)) if divisors else k
+
+
+def seed_keys(cfg: PPOConfig) -> jax.Array:
+    """One typed key per seed, derived from ``cfg.seed``."""
+    return jax.random.split(jax.random.key(cfg.seed), cfg.num_seeds)
+
+
+# --------------------------------------------------------------------------------------------
+# Host loop
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What ``train`` returns.
+
+    Attributes:
+        config: the run's config.
+        params: network params, every leaf with a leading ``(num_seeds,)`` axis.
+        metrics: per-update metrics, each a ``(num_seeds, num_updates)`` array (``update``,
+            ``env_steps``, ``wall_time``, ``steps_per_sec`` are host-side columns).
+        wall_time: seconds for the whole run (compilation included; summed over resumes).
+        compile_time: seconds spent compiling (this process).
+        env_steps: environment steps taken, summed over seeds.
+        out_dir: run directory, if any.
+    """
+
+    config: PPOConfig
+    params: Any
+    metrics: dict[str, np.ndarray]
+    wall_time: float
+    compile_time: float
+    env_steps: int
+    out_dir: Path | None = None
+
+    def seed_params(self, index: int) -> Any:
+        """The params of one seed."""
+        return jax.tree.map(lambda x: x[index], self.params)
+
+    def best_seed(self, fraction: float = 0.1) -> int:
+        """Seed with the best mean training return over the last ``fraction`` of updates.
+
+        Uses training metrics only (no evaluation episodes), so choosing it does not bias an
+        evaluation of the chosen seed.
+        """
+        ret = self.metrics["return_mean"]
+        k = max(1, int(math.ceil(ret.shape[1] * fraction)))
+        tail = ret[:, -k:]
+        score = np.array([np.nanmean(r) if np.isfinite(r).any() else -np.inf for r in tail])
+        return int(np.argmax(score))
+
+
+def _host(tree: Any) -> Any:
+    return jax.device_get(tree)
+
+
+def train(
+    cfg: PPOConfig,
+    *,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    verbose: bool = False,
+    profile: bool = False,
+    env: EnvSpec | None = None,
+    stop_after_updates: int | None = None,
+) -> TrainResult:
+    """Train ``cfg.num_seeds`` seeds of PPO and return the result.
+
+    Args:
+        cfg: the configuration.
+        out_dir: run directory for ``config.yaml``, ``metrics.csv``, ``checkpoint.npz``,
+            ``learning_curve.png`` (and TensorBoard events); None keeps everything in memory.
+        resume: continue from ``out_dir/checkpoint.npz`` (raises ``FileNotFoundError`` if absent).
+        verbose: print a progress line after every chunk.
+        profile: report compile / device / host time split, and write a JAX profiler trace of
+            the second chunk to ``out_dir/profile`` (if the profiler is available).
+        env: inject an environment ``(env, base_params)`` instead of ``jaxcage.make`` (tests).
+        stop_after_updates: stop (after checkpointing) once this many updates are done, as if the
+            process had been killed there; used by the resume tests.
+    """
+    t_start = time.perf_counter()
+    out = Path(out_dir) if out_dir is not None else None
+    keys = seed_keys(cfg)
+    init = _cached(
+        ("init", _program_key(cfg), _env_key(env)),
+        env,
+        lambda: jax.jit(jax.vmap(make_init(cfg, env))),
+    )
+    template = jax.eval_shape(init, keys)
+
+    history: dict[str, list[np.ndarray]] = {}
+    wall_offset = 0.0
+    if resume:
+        if out is None:
+            raise ValueError("resume=True needs out_dir")
+        saved = ckpt.load(out / ckpt.CHECKPOINT_NAME, template)
+        if saved.config != cfg:
+            raise ValueError(
+                "the checkpoint was written with a different config; differing fields: "
+                + ", ".join(plog.config_diff(saved.config, cfg))
+            )
+        runner = jax.device_put(saved.runner)
+        history = {k: [v] for k, v in saved.metrics.items()}
+        wall_offset = saved.wall_time
+        done_updates = saved.update
+    else:
+        runner = init(keys)
+        done_updates = 0
+
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        plog.write_config(out / "config.yaml", cfg)
+    csv = plog.CsvLogger(out / "metrics.csv") if out is not None else None
+    if csv is not None:
+        # Rewrite from the checkpointed history: rows logged after the last checkpoint of a
+        # killed run are dropped here and recomputed, so none is lost or counted twice.
+        csv.reset(_concat(history))
+    tb = plog.TensorBoardLogger(out / "tb") if (out is not None and cfg.tensorboard) else None
+
+    # Compile the chunk programs ahead of time so steps/s excludes compilation.
+    t_compile = time.perf_counter()
+    compiled: dict[int, Any] = {}
+
+    def get_chunk(n: int) -> Any:
+        if n not in compiled:
+            compiled[n] = _cached(
+                ("chunk", n, _program_key(cfg), _env_key(env)),
+                env,
+                lambda: (
+                    jax.jit(jax.vmap(make_chunk(cfg, n, env)), donate_argnums=0)
+                    .lower(runner)
+                    .compile()
+                ),
+            )
+        return compiled[n]
+
+    per_chunk = chunk_size(cfg)
+    remaining = cfg.num_updates - done_updates
+    if remaining > 0:
+        get_chunk(min(per_chunk, remaining))
+    compile_time = time.perf_counter() - t_compile
+    if verbose:
+        print(
+            f"compiled in {compile_time:.1f}s: {cfg.num_seeds} seed(s) x {cfg.num_envs} envs x "
+            f"{cfg.num_steps} steps per update, {cfg.num_updates} updates "
+            f"({cfg.env_steps_per_seed:,} env steps per seed)",
+            flush=True,
+        )
+
+    profile_stats = {"device": 0.0, "host": 0.0}
+    next_ckpt = (done_updates // cfg.checkpoint_every + 1) * cfg.checkpoint_every
+    while done_updates < cfg.num_updates:
+        n = min(per_chunk, cfg.num_updates - done_updates)
+        t_compile2 = time.perf_counter()
+        fn = get_chunk(n)  # compiles only for a shorter last chunk
+        compile_time += time.perf_counter() - t_compile2
+        trace_this = profile and out is not None and done_updates == per_chunk
+        t0 = time.perf_counter()
+        with plog.maybe_trace(out / "profile" if trace_this and out else None):
+            runner, m = fn(runner)
+            m = _host(m)
+        t1 = time.perf_counter()
+        done_updates += n
+        rows = _chunk_rows(cfg, m, done_updates, n, wall_offset + t0 - t_start, t1 - t0)
+        for k, v in rows.items():
+            history.setdefault(k, []).append(v)
+        if csv is not None:
+            csv.append(rows)
+        if tb is not None:
+            tb.write(rows)
+        if verbose:
+            print(
+                plog.progress_line(cfg, rows, done_updates, wall_offset + t1 - t_start), flush=True
+            )
+        stop = stop_after_updates is not None and done_updates >= stop_after_updates
+        if out is not None and (
+            done_updates >= next_ckpt or done_updates == cfg.num_updates or stop
+        ):
+            ckpt.save(
+                out / ckpt.CHECKPOINT_NAME,
+                ckpt.Checkpoint(
+                    config=cfg,
+                    runner=_host(runner),
+                    update=done_updates,
+                    wall_time=wall_offset + time.perf_counter() - t_start,
+                    metrics=_concat(history),
+                ),
+            )
+            while next_ckpt <= done_updates:
+                next_ckpt += cfg.checkpoint_every
+        profile_stats["device"] += t1 - t0
+        profile_stats["host"] += time.perf_counter() - t1
+        if stop:
+            break
+
+    wall_time = wall_offset + time.perf_counter() - t_start
+    metrics = _concat(history)
+    runner_host = _host(runner)
+    result = TrainResult(
+        config=cfg,
+        params=runner_host.train_state.params,
+        metrics=metrics,
+        wall_time=wall_time,
+        compile_time=compile_time,
+        env_steps=int(done_updates * cfg.batch_size * cfg.num_seeds),
+        out_dir=out,
+    )
+    if tb is not None:
+        tb.close()
+    if out is not None and metrics:
+        plog.plot_learning_curve(out / "learning_curve.png", metrics, cfg)
+    if profile:
+        print(
+            f"profile: compile {compile_time:.1f}s, "
+            f"device (chunks) {profile_stats['device']:.1f}s, "
+            f"host (logging/checkpoints) {profile_stats['host']:.2f}s, total {wall_time:.1f}s",
+            flush=True,
+        )
+    return result
+
+
+# Compiled programs of this process, so calling ``train`` again with the same config (a resume,
+# a notebook re-run, the tests) does not compile again. Bounded: a program holds device code.
+_PROGRAM_CACHE: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+_PROGRAM_CACHE_SIZE = 8
+# Fields that only steer the host loop: they don't change the compiled update.
+_HOST_ONLY_FIELDS = ("updates_per_chunk", "checkpoint_every", "tensorboard")
+
+
+def _program_key(cfg: PPOConfig) -> PPOConfig:
+    return dataclasses.replace(
+        cfg, **{f: PPOConfig.__dataclass_fields__[f].default for f in _HOST_ONLY_FIELDS}
+    )
+
+
+def _env_key(env: EnvSpec | None) -> tuple[int, int] | None:
+    return None if env is None else (id(env[0]), id(env[1]))
+
+
+def _cached(key: tuple[Any, ...], env: EnvSpec | None, build: Callable[[], Any]) -> Any:
+    hit = _PROGRAM_CACHE.get(key)
+    # The injected env and params are kept alive next to the program, so their id()s in the key
+    # can't be reused by other objects.
+    if hit is not None and (env is None or (hit[1][0] is env[0] and hit[1][1] is env[1])):
+        return hit[0]
+    program = build()
+    if len(_PROGRAM_CACHE) >= _PROGRAM_CACHE_SIZE:
+        _PROGRAM_CACHE.pop(next(iter(_PROGRAM_CACHE)))
+    _PROGRAM_CACHE[key] = (program, env)
+    return program
+
+
+def _chunk_rows(
+    cfg: PPOConfig, m: dict[str, np.ndarray], done_updates: int, n: int, t0: float, dt: float
+) -> dict[str, np.ndarray]:
+    """Per-update host columns for one chunk; each array is (num_seeds, n).
+
+    Wall time inside a chunk is interpolated linearly (the device reports nothing until the
+    chunk ends); steps/s is the chunk's average.
+    """
+    first = done_updates - n + 1
+    upd = np.arange(first, done_updates + 1)
+    rows = {k: np.asarray(v, dtype=np.float64) for k, v in m.items()}
+    shape = (cfg.num_seeds, n)
+    rows["update"] = np.broadcast_to(upd, shape).astype(np.float64)
+    rows["env_steps"] = rows["update"] * cfg.batch_size
+    rows["wall_time"] = np.broadcast_to(t0 + dt * (np.arange(1, n + 1) / n), shape).copy()
+    rows["steps_per_sec"] = np.full(shape, n * cfg.batch_size * cfg.num_seeds / max(dt, 1e-9))
+    return rows
+
+
+def _concat(history: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
+    return {k: np.concatenate(v, axis=1) for k, v in history.items() if v}

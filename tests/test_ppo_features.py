@@ -1,0 +1,51 @@
+"""Policy-input features: what the memory remembers and forgets, and the input layout."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxcage.constants import DECOY_BASE, NUM_BLUE_ACTIONS, OBS_SIZE, RESTORE_BASE, decoy, restore
+from jaxcage.ppo import features as F
+
+
+def test_feature_constants_match_the_environment():
+    assert F.NUM_ACTIONS == NUM_BLUE_ACTIONS
+    assert F.OBS_SIZE == OBS_SIZE
+    assert F.DECOY_BASE == DECOY_BASE and F.RESTORE_BASE == RESTORE_BASE
+
+
+def test_memory_tracks_decoys_until_restore_and_counts_time():
+    update = jax.jit(F.update_memory)
+    m = F.init_memory()
+    obs = jnp.zeros(52, jnp.int32).at[5].set(1)
+    m = update(m, obs, jnp.int32(decoy(2, 7)))  # Haraka on Op_Server0
+    m = update(m, obs, jnp.int32(decoy(0, 7)))  # Apache on Op_Server0
+    m = update(m, obs, jnp.int32(decoy(6, 1)))  # Tomcat on Enterprise0
+    assert int(m.time) == 3 and int(m.prev_action) == decoy(6, 1)
+    d = np.asarray(m.decoys)
+    assert d[7, 2] and d[7, 0] and d[1, 6] and d.sum() == 3
+    m = update(m, obs, jnp.int32(15 + 7))  # Remove keeps decoys (spec §8)
+    assert np.asarray(m.decoys).sum() == 3
+    m = update(m, obs, jnp.int32(restore(7)))  # Restore wipes that host's decoys
+    d = np.asarray(m.decoys)
+    assert d.sum() == 1 and d[1, 6]
+    np.testing.assert_array_equal(m.prev_obs, obs)
+
+
+def test_policy_input_layout():
+    m = F.update_memory(F.init_memory(), jnp.ones(52, jnp.int32), jnp.int32(decoy(1, 2)))
+    obs = jnp.zeros(52, jnp.int32).at[0].set(1)
+    feats = ("prev_action", "prev_obs", "decoys", "time")
+    x = np.asarray(F.policy_input(obs, m, feats))
+    assert x.shape == (F.input_size(feats),) == (52 + 145 + 52 + 104 + 1,)
+    assert x.dtype == np.float32
+    np.testing.assert_array_equal(x[:52], np.asarray(obs))
+    assert x[52 + decoy(1, 2)] == 1 and x[52:197].sum() == 1
+    assert x[197:249].sum() == 52
+    assert x[249 + 2 * 8 + 1] == 1 and x[249:353].sum() == 1
+    assert x[-1] == np.float32(1 / 100)
+    # Plain observation when no feature is selected; zeros (not a one-hot) before any action.
+    np.testing.assert_array_equal(F.policy_input(obs, F.init_memory(), ()), np.asarray(obs))
+    assert np.asarray(F.policy_input(obs, F.init_memory(), ("prev_action",)))[52:].sum() == 0

@@ -25,12 +25,16 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-NUM_ACTIONS = 145  # ChallengeWrapper's blue action count (jaxcage.constants.NUM_BLUE_ACTIONS)
-OBS_SIZE = 52
-NUM_HOSTS = 13
-NUM_DECOYS = 8
-DECOY_BASE = 28  # first decoy action id; decoy (kind k, host h) = 28 + 13 k + h
-RESTORE_BASE = 132  # Restore(h) = 132 + h
+from jaxcage.constants import (
+    DECOY_BASE,
+    NUM_BLUE_ACTIONS,
+    NUM_DECOYS,
+    NUM_HOSTS,
+    OBS_SIZE,
+    RESTORE_BASE,
+)
+
+NUM_ACTIONS = NUM_BLUE_ACTIONS
 TIME_SCALE = 100.0
 
 FEATURE_SIZES = {

@@ -21,12 +21,12 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-NUM_HOSTS = 13
-OBS_SIZE = 52
-NUM_ACTIONS = 145
-_REMOVE_BASE = 15
-_RESTORE_BASE = 132
-_OP_SERVER0 = 7
+from jaxcage.constants import NUM_BLUE_ACTIONS, NUM_HOSTS, OBS_SIZE, REMOVE_BASE, RESTORE_BASE, Host
+
+NUM_ACTIONS = NUM_BLUE_ACTIONS
+_REMOVE_BASE = REMOVE_BASE
+_RESTORE_BASE = RESTORE_BASE
+_OP_SERVER0 = int(Host.OP_SERVER0)
 _PATH = jnp.array([9, 2, _OP_SERVER0], dtype=jnp.int32)  # User1, Enterprise1, Op_Server0
 
 

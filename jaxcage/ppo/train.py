@@ -30,6 +30,7 @@ import optax
 from flax import struct
 from flax.training.train_state import TrainState
 
+from jaxcage.constants import NUM_BLUE_ACTIONS
 from jaxcage.env import make as make_cage_env
 from jaxcage.ppo import checkpoint as ckpt
 from jaxcage.ppo import logging as plog
@@ -40,7 +41,7 @@ from jaxcage.ppo.loss import Minibatch, ppo_loss
 from jaxcage.ppo.networks import ActorCritic, make_network
 from jaxcage.ppo.rollout import EnvBatch, collect, init_env_batch
 
-NUM_ACTIONS = 145
+NUM_ACTIONS = NUM_BLUE_ACTIONS
 
 # (env, base_params): the environment object and params whose red_agent is overwritten per env.
 EnvSpec = tuple[Any, Any]

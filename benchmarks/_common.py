@@ -393,3 +393,181 @@ def format_table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
     lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
+# Helpers added for the training benchmarks (bench_train, time_to_score, bench_scaling)
+# --------------------------------------------------------------------------------------------------
+
+
+def memory_analysis_dict(compiled: Any) -> dict[str, int] | None:
+    """XLA's memory analysis of a compiled program as a dict of byte counts, or ``None``.
+
+    Keys: ``argument``, ``output``, ``temp``, ``alias``, ``generated_code`` and ``total`` (what
+    ``program_memory_bytes`` counts: arguments + outputs + temporaries - aliased buffers).
+    """
+    try:
+        analysis = compiled.memory_analysis()
+    except (AttributeError, NotImplementedError, RuntimeError):
+        return None
+    if analysis is None:
+        return None
+    out = {
+        "argument": int(analysis.argument_size_in_bytes),
+        "output": int(analysis.output_size_in_bytes),
+        "temp": int(analysis.temp_size_in_bytes),
+        "alias": int(getattr(analysis, "alias_size_in_bytes", 0)),
+        "generated_code": int(getattr(analysis, "generated_code_size_in_bytes", 0)),
+    }
+    out["total"] = out["argument"] + out["output"] + out["temp"] - out["alias"]
+    return out
+
+
+def rss_bytes() -> dict[str, int | None]:
+    """This process's resident memory now (``current``) and its peak so far (``peak``), bytes."""
+    current = peak = None
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                current = int(line.split()[1]) * 1024
+            elif line.startswith("VmHWM:"):
+                peak = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return {"current": current, "peak": peak}
+
+
+def device_memory_stats() -> dict[str, int] | None:
+    """The default device's allocator statistics (GPU: bytes in use / peak / limit), if any."""
+    device = jax.devices()[0]
+    stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+    if not stats:
+        return None
+    keys = ("bytes_in_use", "peak_bytes_in_use", "bytes_limit")
+    return {k: int(stats[k]) for k in keys if k in stats}
+
+
+def cpu_cache_info() -> dict[str, str]:
+    """L1d/L2/L3 sizes as ``lscpu`` prints them (empty where unavailable)."""
+    try:
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return {}
+    out = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() in ("L1d cache", "L2 cache", "L3 cache"):
+            out[name.strip()] = value.strip()
+    return out
+
+
+def machine_is_quiet(max_load: float = 0.7) -> bool:
+    """Whether the 1-minute load average is below ``max_load`` (True where unknown)."""
+    if not hasattr(os, "getloadavg"):
+        return True
+    return os.getloadavg()[0] < max_load
+
+
+# Op-name patterns of XLA:CPU thunks (as the profiler names them) -> category, first match wins.
+_TRACE_CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("wait (client thread)", ("wait for completion",)),
+    ("matmul (ynn/xnn/onednn/dot)", ("ynn", "xnn", "onednn", "dot", "convolution")),
+    ("sort", ("sort",)),
+    ("gather / scatter / dynamic-slice", ("gather", "scatter", "dynamic-slice", "dynamic_slice")),
+    ("copy / transpose", ("copy", "transpose")),
+    ("reductions", ("reduce",)),
+    ("runtime (thunk executor, loops)", ("ThunkExecutor", "while", "conditional", "call")),
+    ("elementwise fusions", ("fusion", "wrapped", "broadcast", "concatenate", "select")),
+)
+
+
+def summarize_trace(directory: str | os.PathLike[str], top: int = 15) -> dict[str, Any] | None:
+    """A compact reading of a ``jax.profiler.trace`` directory (XLA:CPU or GPU).
+
+    Self time (an event's duration minus that of the events nested in it on the same thread) is
+    summed per op name (numeric suffixes dropped) and per category; for the CPU worker threads it
+    also gives how long each was busy and how long two or more were busy at once (how much the
+    program runs in parallel). Returns ``None`` if no trace file is found.
+    """
+    files = sorted(Path(directory).glob("**/*.xplane.pb"))
+    if not files:
+        return None
+    data = jax.profiler.ProfileData.from_file(str(files[-1]))
+    by_op: dict[str, float] = {}
+    calls: dict[str, int] = {}
+    busy: dict[str, list[list[int]]] = {}
+    for plane in data.planes:
+        for line in plane.lines:
+            if line.name == "python" or plane.name.endswith("metadata"):
+                continue
+            events = sorted(
+                ((e.start_ns, e.duration_ns, e.name) for e in line.events),
+                key=lambda x: (x[0], -x[1]),
+            )
+            stack: list[tuple[float, int]] = []
+            selfs: list[list[Any]] = []
+            for start, duration, name in events:
+                while stack and stack[-1][0] <= start:
+                    stack.pop()
+                if stack:
+                    selfs[stack[-1][1]][1] -= duration
+                selfs.append([name, duration])
+                stack.append((start + duration, len(selfs) - 1))
+            for name, self_ns in selfs:
+                key = name.rsplit(".", 1)[0] if name.rsplit(".", 1)[-1].isdigit() else name
+                by_op[key] = by_op.get(key, 0.0) + self_ns
+                calls[key] = calls.get(key, 0) + 1
+            if "Eigen" in line.name or plane.name.startswith("/device"):
+                merged: list[list[int]] = []
+                for start, duration, _ in events:
+                    if duration <= 0:
+                        continue
+                    end = int(start + duration)
+                    if merged and start <= merged[-1][1]:
+                        merged[-1][1] = max(merged[-1][1], end)
+                    else:
+                        merged.append([int(start), end])
+                busy[f"{plane.name}:{line.name}"] = merged
+    categories: dict[str, float] = {}
+    for op, ns in by_op.items():
+        cat = next(
+            (c for c, pats in _TRACE_CATEGORIES if any(p.lower() in op.lower() for p in pats)),
+            "other",
+        )
+        categories[cat] = categories.get(cat, 0.0) + ns
+    work = sum(ns for c, ns in categories.items() if c != "wait (client thread)")
+    # Concurrency of the worker threads: a sweep over their busy intervals.
+    edges = sorted(
+        [(s, 1) for iv in busy.values() for s, _ in iv]
+        + [(e, -1) for iv in busy.values() for _, e in iv]
+    )
+    level = 0
+    last = None
+    by_level: dict[int, int] = {}
+    for t, d in edges:
+        if last is not None and level > 0:
+            by_level[level] = by_level.get(level, 0) + t - last
+        level += d
+        last = t
+    span = (edges[-1][0] - edges[0][0]) if edges else 0
+    return {
+        "trace_file": str(files[-1]),
+        "worker_threads": len(busy),
+        "span_s": span / 1e9,
+        "busy_s_per_thread": sorted(
+            (sum(e - s for s, e in iv) / 1e9 for iv in busy.values()), reverse=True
+        ),
+        "seconds_with_k_threads_busy": {str(k): v / 1e9 for k, v in sorted(by_level.items())},
+        "work_s": work / 1e9,
+        "categories_s": {k: v / 1e9 for k, v in sorted(categories.items(), key=lambda kv: -kv[1])},
+        "top_ops": [
+            {
+                "op": op,
+                "self_s": ns / 1e9,
+                "calls": calls[op],
+                "share_of_work": ns / work if work else None,
+            }
+            for op, ns in sorted(by_op.items(), key=lambda kv: -kv[1])
+            if "wait for completion" not in op
+        ][:top],
+    }

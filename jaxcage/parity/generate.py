@@ -1,0 +1,210 @@
+"""Generate CybORG's per-step rewards for the statistical parity cells, reproducibly from seeds.
+
+Runs the official evaluation loop (``CybORG/Evaluation/evaluation.py``: ``ChallengeWrapper`` over
+``CybORG(Scenario2, agents={'Red': red})``, Green = the scenario's SleepAgent) for every cell
+blue policy x red agent x episode length, and stores the per-step rewards in tenths (int16; CybORG
+rounds each step's reward to 0.1) plus the per-episode returns (int32 tenths).
+
+Episode ``i`` of cell ``c`` is a pure function of ``(base_seed, c, i)``: a ``numpy.SeedSequence``
+over those (with ``c`` hashed by CRC32 of its name) yields one seed for Python's ``random``
+(``random.seed`` before ``reset``, CybORG's only RNG) and one for the Blue policy's
+``numpy.random.default_rng``. Episodes are therefore independent of the order they are run in, and
+``python -m jaxcage.parity generate`` reproduces the committed file bit for bit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import time
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+
+from jaxcage.constants import RED_AGENT_NAMES
+from jaxcage.parity.policies import STATS_POLICIES, get_policy
+from jaxcage.reference.cyborg_env import CyborgEnv, load_backend, make_cyborg_env
+
+EPISODE_LENGTHS: tuple[int, ...] = (30, 50, 100)
+DEFAULT_EPISODES = 1000
+CHUNK = 1000
+# Cells whose returns vary so much that 1000 CybORG episodes cannot resolve the 2% margin (TOST
+# needs margin / se >= 2.5 for 80% power; se ~ sd / sqrt(n), sd estimated from 4000 jaxcage
+# episodes): more CybORG episodes are generated for them. E.g. random/meander/100 has sd ~ 288 for
+# a margin of ~11.6, so n ~ 5000.
+BOOSTED_EPISODES: dict[str, int] = {
+    "random/b_line/30": 5000,
+    "sleep/meander/30": 6000,
+    "random/meander/30": 5000,
+    "random/b_line/50": 5000,
+    "react_restore/b_line/50": 2000,
+    "sleep/meander/50": 2000,
+    "random/meander/50": 6000,
+    "random/b_line/100": 5000,
+    "react_restore/b_line/100": 4000,
+    "random/meander/100": 5000,
+}
+DEFAULT_BASE_SEED = 153  # the seed of the CAGE2 final leaderboard evaluation (README)
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One statistical-parity cell."""
+
+    blue: str
+    red: str
+    length: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.blue}/{self.red}/{self.length}"
+
+    @classmethod
+    def parse(cls, key: str) -> Cell:
+        blue, red, length = key.split("/")
+        return cls(blue, red, int(length))
+
+
+ALL_CELLS: tuple[Cell, ...] = tuple(
+    Cell(blue, red, length)
+    for length in EPISODE_LENGTHS
+    for red in RED_AGENT_NAMES
+    for blue in STATS_POLICIES
+)
+
+
+def episode_seeds(base_seed: int, cell: Cell, episode: int) -> tuple[int, int]:
+    """(seed for Python's ``random`` / CybORG, seed for the Blue policy's numpy generator)."""
+    entropy = [int(base_seed), zlib.crc32(cell.key.encode()), int(episode)]
+    cyborg_seed, policy_seed = np.random.SeedSequence(entropy).generate_state(2)
+    return int(cyborg_seed), int(policy_seed)
+
+
+def run_episode(env: CyborgEnv, cell: Cell, base_seed: int, episode: int) -> np.ndarray:
+    """Per-step rewards (tenths, int16) of one CybORG episode of ``cell``."""
+    cyborg_seed, policy_seed = episode_seeds(base_seed, cell, episode)
+    policy = get_policy(cell.blue)
+    rng = np.random.default_rng(policy_seed)
+    obs = env.reset(seed=cyborg_seed)
+    out = np.empty(cell.length, np.int16)
+    for t in range(cell.length):
+        obs, reward, _, _ = env.step(policy.act_numpy(obs, rng))
+        out[t] = round(reward * 10)
+    return out
+
+
+def generate_cell(
+    cell: Cell,
+    episodes: int = DEFAULT_EPISODES,
+    base_seed: int = DEFAULT_BASE_SEED,
+    backend: str = "auto",
+    start: int = 0,
+) -> np.ndarray:
+    """(episodes, length) int16 per-step rewards (tenths) of episodes ``start`` onwards."""
+    env = make_cyborg_env(cell.red, "sleep", max_steps=cell.length, backend=backend)
+    rewards = np.empty((episodes, cell.length), np.int16)
+    for i in range(episodes):
+        rewards[i] = run_episode(env, cell, base_seed, start + i)
+    return rewards
+
+
+def reference_versions(backend: str) -> dict[str, str]:
+    """Package versions recorded with the data (for provenance, not checked)."""
+    out = {"python": platform.python_version(), "numpy": np.__version__, "backend": backend}
+    for dist in ("csle-cyborg", "gym-csle-cyborg", "CybORG"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[dist] = metadata.version(dist)
+    return out
+
+
+def save_dataset(path: str, rewards: dict[str, np.ndarray], base_seed: int, backend: str) -> None:
+    """Write the npz: ``rewards/<cell>`` (n, L) int16 and ``returns/<cell>`` (n,) int32 tenths."""
+    arrays: dict[str, Any] = {}
+    for key, r in sorted(rewards.items()):
+        arrays[f"rewards/{key}"] = r.astype(np.int16)
+        arrays[f"returns/{key}"] = r.astype(np.int32).sum(axis=1).astype(np.int32)
+    versions = reference_versions(backend)
+    arrays["meta/base_seed"] = np.asarray(base_seed, np.int64)
+    arrays["meta/format_version"] = np.asarray(FORMAT_VERSION, np.int64)
+    arrays["meta/versions"] = np.array([f"{k}={v}" for k, v in sorted(versions.items())])
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    np.savez_compressed(path, **arrays)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The committed CybORG samples."""
+
+    base_seed: int
+    rewards: dict[str, np.ndarray]  # cell key -> (n, L) int16 tenths
+    returns: dict[str, np.ndarray]  # cell key -> (n,) int32 tenths
+    versions: tuple[str, ...]
+
+
+def load_dataset(path: str) -> Dataset:
+    """Read a file written by ``save_dataset``."""
+    with np.load(path) as data:
+        rewards = {k[len("rewards/") :]: data[k] for k in data.files if k.startswith("rewards/")}
+        returns = {k[len("returns/") :]: data[k] for k in data.files if k.startswith("returns/")}
+        return Dataset(
+            base_seed=int(data["meta/base_seed"]),
+            rewards=rewards,
+            returns=returns,
+            versions=tuple(str(v) for v in data["meta/versions"]),
+        )
+
+
+def cell_episodes(cell: Cell, episodes: int | None = None) -> int:
+    """Episodes generated for ``cell``: ``episodes`` if given, else ``DEFAULT_EPISODES`` raised to
+    ``BOOSTED_EPISODES[cell]`` for the high-variance cells whose 2% margin needs a larger sample."""
+    if episodes is not None:
+        return episodes
+    return max(DEFAULT_EPISODES, BOOSTED_EPISODES.get(cell.key, 0))
+
+
+def generate(
+    out: str,
+    cells: Iterable[Cell] = ALL_CELLS,
+    episodes: int | None = None,
+    base_seed: int = DEFAULT_BASE_SEED,
+    backend: str = "auto",
+    parts_dir: str | None = None,
+    log: Callable[[str], None] | None = print,
+) -> dict[str, np.ndarray]:
+    """Generate every cell and write ``out``.
+
+    Episodes are produced in chunks of ``CHUNK`` and cached in ``parts_dir`` (default
+    ``runs/parity_generate``), so an interrupted run resumes where it stopped and a larger
+    ``episodes`` only adds the missing episodes (episode ``i`` never depends on the others).
+    """
+    parts = parts_dir or os.path.join("runs", "parity_generate")
+    os.makedirs(parts, exist_ok=True)
+    rewards: dict[str, np.ndarray] = {}
+    for cell in cells:
+        n = cell_episodes(cell, episodes)
+        chunks = []
+        for start in range(0, n, CHUNK):
+            stop = min(start + CHUNK, n)
+            name = f"{cell.key.replace('/', '__')}__seed{base_seed}__{start}-{stop}.npy"
+            part = os.path.join(parts, name)
+            if not os.path.exists(part):
+                t0 = time.perf_counter()
+                chunk = generate_cell(cell, stop - start, base_seed, backend, start=start)
+                np.save(part, chunk)
+                if log is not None:
+                    sec = time.perf_counter() - t0
+                    ret = chunk.astype(np.int64).sum(axis=1) / 10
+                    log(
+                        f"{cell.key} episodes {start}..{stop - 1}: mean return {ret.mean():.2f} "
+                        f"({(stop - start) * cell.length / sec:.0f} steps/s, {sec:.0f}s)"
+                    )
+            chunks.append(np.load(part))
+        rewards[cell.key] = np.concatenate(chunks)
+    save_dataset(out, rewards, base_seed, load_backend(backend).name)
+    return rewards

@@ -32,6 +32,7 @@ from jaxcage.env import make as make_cage_env
 from jaxcage.ppo import checkpoint as ckpt
 from jaxcage.ppo.config import RED_AGENTS, PPOConfig
 from jaxcage.ppo.features import PolicyMemory, init_memory, policy_input, update_memory
+from jaxcage.ppo.networks import sample_action
 from jaxcage.ppo.train import TrainResult, make_init, make_network_for, seed_keys
 from jaxcage.reference.cyborg_env import make_cyborg_env
 
@@ -124,7 +125,7 @@ def make_policy(cfg: PPOConfig, deterministic: bool = True) -> PolicyFn:
         logits, _ = network.apply(params, policy_input(obs, memory, cfg.features))
         if deterministic:
             return jnp.argmax(logits, axis=-1).astype(jnp.int32)
-        return jax.random.categorical(key, logits).astype(jnp.int32)
+        return sample_action(key, logits)
 
     return policy
 

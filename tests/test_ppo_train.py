@@ -12,10 +12,19 @@ import pytest
 from jaxcage.evaluation import evaluate
 from jaxcage.ppo import checkpoint as ckpt
 from jaxcage.ppo.config import PPOConfig
+from jaxcage.ppo.features import init_memory, policy_input, update_memory
 from jaxcage.ppo.logging import read_csv
+from jaxcage.ppo.networks import sample_action
 from jaxcage.ppo.probe_env import make_probe
-from jaxcage.ppo.rollout import collect, init_env_batch
-from jaxcage.ppo.train import make_init, make_network_for, make_train, seed_keys, train
+from jaxcage.ppo.rollout import collect, init_env_batch, sample_red
+from jaxcage.ppo.train import (
+    make_init,
+    make_network_for,
+    make_train,
+    seed_keys,
+    shuffled_indices,
+    train,
+)
 
 # Small enough to compile and run in seconds on CPU, but with whole episodes in every rollout.
 TINY = PPOConfig(
@@ -133,7 +142,7 @@ def test_crash_during_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypa
     assert train(TINY, out_dir=tmp_path, resume=True).metrics["loss"].shape == (2, 4)
 
 
-def _probe_rollout(cfg: PPOConfig, steps: int = 25):
+def _probe_setup(cfg: PPOConfig):
     env, base = make_probe(max_steps=cfg.max_steps)
     net = make_network_for(cfg)
     params = jax.jit(net.init)(jax.random.key(0), jnp.zeros((1, 52 + 145)))
@@ -142,6 +151,11 @@ def _probe_rollout(cfg: PPOConfig, steps: int = 25):
     envs = jax.jit(init_env_batch, static_argnums=(1, 3))(
         jax.random.key(1), env, base, cfg.num_envs, ids, probs
     )
+    return env, net, params, envs, ids, probs
+
+
+def _probe_rollout(cfg: PPOConfig, steps: int = 25):
+    env, net, params, envs, ids, probs = _probe_setup(cfg)
     _, traj = jax.jit(
         collect,
         static_argnums=(1, 2),
@@ -160,6 +174,60 @@ def _probe_rollout(cfg: PPOConfig, steps: int = 25):
         red_probs=probs,
     )
     return jax.device_get(traj), net, params
+
+
+def test_rollout_matches_a_plain_step_by_step_loop():
+    """``collect`` (sampling by inverse CDF, critic on final observations only where an episode
+    ends) against a direct loop: same keys, V(s_{t+1}) from the next observation and the updated
+    memory at every step, bootstrap V(final_obs) recomputed at every step."""
+    cfg = PPOConfig(num_envs=6, max_steps=5, features=("prev_action",), hidden_sizes=(8,))
+    traj, _, _ = _probe_rollout(cfg, steps=12)
+    env, net, params, envs, red_ids, red_probs = _probe_setup(cfg)
+    feats = ("prev_action",)
+    inputs = jax.jit(jax.vmap(lambda o, m: policy_input(o, m, feats)))
+    apply = jax.jit(net.apply)
+    env_step = jax.jit(jax.vmap(env.step))
+    obs, state, memory, env_params = envs.obs, envs.env_state, envs.memory, envs.env_params
+    fresh = jax.tree.map(lambda m: jnp.broadcast_to(m, (6, *m.shape)), init_memory())
+    for t, key in enumerate(jax.random.split(jax.random.key(2), 12)):
+        key_act, key_env, key_red = jax.random.split(key, 3)
+        logits, value = apply(params, inputs(obs, memory))
+        probs = np.asarray(jax.nn.softmax(logits))
+        action = sample_action(key_act, logits)
+        np.testing.assert_array_equal(traj.actions[t], action)
+        np.testing.assert_allclose(traj.values[t], value, rtol=1e-5, atol=1e-6)
+        assert np.all(probs[np.arange(6), np.asarray(action)] > 0)
+        obs2, state, _, done, info = env_step(
+            jax.random.split(key_env, 6), state, action, env_params
+        )
+        memory = jax.vmap(update_memory)(memory, obs, action)
+        _, next_value = apply(params, inputs(info["final_obs"], memory))
+        np.testing.assert_allclose(traj.next_values[t], next_value, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(traj.dones[t], done)
+        memory = jax.tree.map(
+            lambda f, m, d=done: jnp.where(d.reshape(-1, *[1] * (m.ndim - 1)), f, m), fresh, memory
+        )
+        new_red = sample_red(key_red, red_ids, red_probs, 6)
+        env_params = env_params.replace(red_agent=jnp.where(done, new_red, env_params.red_agent))
+        obs = obs2
+    assert traj.dones.any() and not traj.dones.all()
+
+
+def test_sample_action_is_the_categorical_distribution():
+    logits = jnp.log(jnp.array([0.5, 0.2, 0.0, 0.3]))  # one impossible action
+    actions = jax.jit(jax.vmap(sample_action, in_axes=(0, None)))(
+        jax.random.split(jax.random.key(0), 200_000), logits
+    )
+    freq = np.bincount(np.asarray(actions), minlength=4) / 200_000
+    assert freq[2] == 0.0
+    np.testing.assert_allclose(freq, [0.5, 0.2, 0.0, 0.3], atol=0.005)  # ~4.5 standard errors
+
+
+def test_shuffled_indices_is_a_permutation():
+    perms = [np.asarray(shuffled_indices(jax.random.key(i), 1000)) for i in range(3)]
+    for p in perms:
+        np.testing.assert_array_equal(np.sort(p), np.arange(1000))
+    assert not np.array_equal(perms[0], perms[1])
 
 
 def test_rollout_bootstraps_truncation_from_the_pre_reset_observation():

@@ -112,6 +112,17 @@ def make_init(cfg: PPOConfig, env: EnvSpec | None = None) -> Callable[[jax.Array
     return init
 
 
+def shuffled_indices(key: jax.Array, n: int) -> jax.Array:
+    """A uniformly random ordering of ``0..n-1``: one unstable sort of 32-bit random keys.
+
+    Half the cost of ``jax.random.permutation`` (which sorts twice to make ties impossible; XLA's
+    CPU sort is ~5 ms for a 25,600-sample batch, paid every epoch). Tied keys (probability ~n^2 /
+    2^33 per epoch) keep some fixed relative order: a negligible bias for minibatch SGD.
+    """
+    bits = jax.random.bits(key, (n,), dtype=jnp.uint32)
+    return jax.lax.sort((bits, jax.lax.iota(jnp.int32, n)), num_keys=1, is_stable=False)[1]
+
+
 def make_update(
     cfg: PPOConfig, env: EnvSpec | None = None
 ) -> Callable[[RunnerState], tuple[RunnerState, Metrics]]:
@@ -134,7 +145,7 @@ def make_update(
 
     def epoch(ts: TrainState, xs: tuple[jax.Array, Minibatch]) -> tuple[TrainState, Metrics]:
         key, batch = xs
-        perm = jax.random.permutation(key, cfg.batch_size)
+        perm = shuffled_indices(key, cfg.batch_size)
         mbs = jax.tree.map(
             lambda x: x[perm].reshape(cfg.num_minibatches, cfg.minibatch_size, *x.shape[1:]),
             batch,

@@ -17,7 +17,6 @@ Never forces a device: whatever ``jax.devices()`` returns is used and recorded.
 
 from __future__ import annotations
 
-import copy
 import datetime
 import importlib
 import importlib.metadata
@@ -26,12 +25,10 @@ import json
 import math
 import os
 import platform
-import random
 import statistics
 import subprocess
 import sys
 import time
-import types
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -260,43 +257,13 @@ def time_compiled(
 # --------------------------------------------------------------------------------------------------
 
 
-def _stub_stable_baselines3() -> None:
-    # csle_cyborg.agents imports stable_baselines3 (torch) at module level only for BlueLoadAgent.
-    if "stable_baselines3" in sys.modules or importlib.util.find_spec("stable_baselines3"):
-        return
-    stub = types.ModuleType("stable_baselines3")
-    stub.PPO = None  # type: ignore[attr-defined]
-    sys.modules["stable_baselines3"] = stub
-
-
-def _direct_cyborg_env(red: str, max_steps: int) -> tuple[Callable[[], Any], Callable[[int], Any]]:
-    """csle-cyborg's ChallengeWrapper built by hand (used when jaxcage.reference is absent)."""
-    _stub_stable_baselines3()
-    main = importlib.import_module("csle_cyborg.main")
-    agents = importlib.import_module("csle_cyborg.agents")
-    wrappers = importlib.import_module("csle_cyborg.agents.wrappers.challenge_wrapper")
-    constants = importlib.import_module("gym_csle_cyborg.constants.constants")
-    red_cls = {
-        "b_line": agents.B_lineAgent,
-        "meander": agents.RedMeanderAgent,
-        "sleep": agents.SleepAgent,
-    }[red]
-    cyborg = main.Main(
-        copy.deepcopy(constants.CYBORG.CYBORG_SCENARIO_2_DICT), "sim", agents={"Red": red_cls}
-    )
-    wrapper = wrappers.ChallengeWrapper(env=cyborg, agent_name="Blue", max_steps=max_steps)
-    return (lambda: wrapper.reset()[0]), (lambda a: wrapper.step(a)[:3])
-
-
 def _cyborg_env(red: str, max_steps: int, seed: int) -> tuple[Any, Any, str]:
-    """``(reset, step, source)`` for the CybORG reference; ``step(a)`` returns obs, reward, done."""
-    try:
-        reference = importlib.import_module("jaxcage.reference.cyborg_env")
-        make_cyborg_env = reference.make_cyborg_env
-    except (ImportError, AttributeError):
-        random.seed(seed)
-        reset, step = _direct_cyborg_env(red, max_steps)
-        return reset, step, "csle_cyborg (direct)"
+    """``(reset, step, source)`` for the CybORG reference; ``step(a)`` returns obs, reward, done.
+
+    Raises ``ImportError`` (``ReferenceNotInstalled``) when no CybORG is installed.
+    """
+    from jaxcage.reference.cyborg_env import make_cyborg_env
+
     env = make_cyborg_env(red=red, green="sleep", max_steps=max_steps, seed=seed)
     return env.reset, (lambda a: env.step(a)[:3]), f"jaxcage.reference ({env.backend.name})"
 
@@ -362,6 +329,26 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return _jsonable(value.tolist())
     return value
+
+
+def log(message: str) -> None:
+    """Progress to stderr (stdout carries the table and, without --out, the JSON)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def format_load(load_average: list[float] | None) -> str:
+    """``os.getloadavg()`` as recorded in ``environment_info``, for table headers."""
+    return "-" if load_average is None else " ".join(f"{x:.2f}" for x in load_average)
+
+
+def publish(table: str, result: dict[str, Any], out: str | None) -> None:
+    """Print the table; write the JSON to ``out``, or print it when there is no ``out``."""
+    print(table)
+    text = write_json(out, result)
+    if out is None:
+        print(text)
+    else:
+        log(f"wrote {out}")
 
 
 def write_json(path: str | os.PathLike[str] | None, payload: dict[str, Any]) -> str:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import sys
 from typing import Any
 
 import jax
@@ -34,11 +33,13 @@ from _common import (
     cyborg_steps_per_second,
     environment_info,
     fits_in_memory,
+    format_load,
     format_si,
     format_table,
     is_out_of_memory,
+    log,
+    publish,
     time_compiled,
-    write_json,
 )
 
 from jaxcage.constants import NUM_BLUE_ACTIONS, RED_AGENT_NAMES
@@ -47,11 +48,6 @@ from jaxcage.state import EnvParams, EnvState
 
 DEFAULT_NUM_ENVS = (1, 16, 256, 4096, 16384, 65536)
 RED_CHOICES = (*RED_AGENT_NAMES, "mixed")
-
-
-def log(message: str) -> None:
-    """Progress to stderr (stdout carries the table and, without --out, the JSON)."""
-    print(message, file=sys.stderr, flush=True)
 
 
 def batch_params(red: str, green: str, max_steps: int, num_envs: int) -> tuple[EnvParams, bool]:
@@ -254,17 +250,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         },
         "profile": profile,
     }
-    print(render_table(result))
-    text = write_json(args.out, result)
-    if args.out is None:
-        print(text)
-    else:
-        log(f"wrote {args.out}")
+    publish(render_table(result), result, args.out)
     return result
-
-
-def _load(load_average: list[float] | None) -> str:
-    return "-" if load_average is None else " ".join(f"{x:.2f}" for x in load_average)
 
 
 def render_table(result: dict[str, Any]) -> str:
@@ -292,7 +279,7 @@ def render_table(result: dict[str, Any]) -> str:
         f"jaxcage env throughput: red={result['config']['red']}, random Blue, "
         f"{result['config']['steps']} steps/env/call, median of {result['config']['repeats']}",
         f"device: {env['device_kind']} ({env['backend']}), jax {env['jax']}, "
-        f"{env['cpu_count']} CPUs, load {_load(env['load_average'])}",
+        f"{env['cpu_count']} CPUs, load {format_load(env['load_average'])}",
         format_table(rows, header),
     ]
     cyborg = result["cyborg"]

@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import gc
 import statistics
-import sys
 from typing import Any
 
 import jax
@@ -50,26 +49,21 @@ from _common import (
     format_si,
     format_table,
     is_out_of_memory,
+    log,
     memory_analysis_dict,
+    publish,
     rss_bytes,
     summarize_trace,
     time_compiled,
-    write_json,
 )
 from bench_env import batch_params, initial_state, make_rollout
 from bench_train import bench_case, build_runner
 
-from jaxcage.ppo.config import RED_AGENTS, PPOConfig, load_config, parse_override
-from jaxcage.ppo.gae import compute_gae
-from jaxcage.ppo.rollout import collect
-from jaxcage.ppo.train import make_chunk, make_env, make_network_for
+from jaxcage.ppo.config import PPOConfig, load_config, parse_override
+from jaxcage.ppo.train import make_chunk
+from jaxcage.ppo.train import make_rollout as make_ppo_rollout
 
 SATURATION = 0.9  # a sweep "saturates" at the first size within 10% of its best steps/s
-
-
-def log(message: str) -> None:
-    """Progress to stderr (stdout carries the table and, without --out, the JSON)."""
-    print(message, file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -95,34 +89,12 @@ def rollout_program(cfg: PPOConfig) -> Any:
 
     ``(runner) -> (runner with new envs and key, checksum)``, vmapped over the seed axis.
     """
-    env_obj, _ = make_env(cfg)
-    network = make_network_for(cfg)
-    red_ids = jnp.array([RED_AGENTS.index(r) for r in cfg.red_agents], dtype=jnp.int32)
-    red_probs = jnp.array(cfg.red_probs, dtype=jnp.float32)
+    collect_and_gae = make_ppo_rollout(cfg)
 
     def rollout(runner: Any) -> tuple[Any, jax.Array]:
         key, key_roll = jax.random.split(runner.key)
-        envs, traj = collect(
-            key_roll,
-            env_obj,
-            network.apply,
-            runner.train_state.params,
-            runner.envs,
-            num_steps=cfg.num_steps,
-            features=cfg.features,
-            reward_scale=cfg.reward_scale,
-            treat_truncation_as_terminal=cfg.treat_truncation_as_terminal,
-            red_ids=red_ids,
-            red_probs=red_probs,
-        )
-        advantages, returns = compute_gae(
-            traj.rewards,
-            traj.values,
-            traj.next_values,
-            traj.dones,
-            traj.terminals,
-            cfg.gamma,
-            cfg.gae_lambda,
+        envs, traj, advantages, returns = collect_and_gae(
+            key_roll, runner.train_state.params, runner.envs
         )
         # Everything the update would read, reduced so XLA cannot drop it.
         checksum = (
@@ -369,12 +341,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "breakdown": parts,
         "profile": profile,
     }
-    print(render_table(result))
-    text = write_json(args.out, result)
-    if args.out is None:
-        print(text)
-    else:
-        log(f"wrote {args.out}")
+    publish(render_table(result), result, args.out)
     return result
 
 

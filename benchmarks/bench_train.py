@@ -37,7 +37,6 @@ import argparse
 import gc
 import math
 import statistics
-import sys
 import time
 from typing import Any
 
@@ -48,24 +47,21 @@ from _common import (
     cyborg_steps_per_second,
     environment_info,
     fits_in_memory,
+    format_load,
     format_si,
     format_table,
     is_out_of_memory,
+    log,
     memory_analysis_dict,
+    publish,
     rss_bytes,
     time_compiled,
-    write_json,
 )
 
 from jaxcage.ppo.config import PPOConfig, load_config, parse_override
 from jaxcage.ppo.train import make_chunk, make_init, seed_keys
 
 DEFAULT_NUM_ENVS = (64, 256, 1024, 4096, 16384)
-
-
-def log(message: str) -> None:
-    """Progress to stderr (stdout carries the table and, without --out, the JSON)."""
-    print(message, file=sys.stderr, flush=True)
 
 
 def case_config(base: PPOConfig, updates: int, repeats: int, **changes: Any) -> PPOConfig:
@@ -321,17 +317,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "ratio_vs_cyborg": default_case.get("ratio_vs_cyborg"),
         },
     }
-    print(render_table(result))
-    text = write_json(args.out, result)
-    if args.out is None:
-        print(text)
-    else:
-        log(f"wrote {args.out}")
+    publish(render_table(result), result, args.out)
     return result
-
-
-def _load(load_average: list[float] | None) -> str:
-    return "-" if load_average is None else " ".join(f"{x:.2f}" for x in load_average)
 
 
 def render_table(result: dict[str, Any]) -> str:
@@ -373,8 +360,8 @@ def render_table(result: dict[str, Any]) -> str:
         f"jaxcage PPO training throughput (rollout + GAE + update), median of "
         f"{result['config']['repeats']} calls",
         f"device: {env['device_kind']} ({env['backend']}), jax {env['jax']}, "
-        f"{env['cpu_count']} CPUs, load {_load(env['load_average'])} -> "
-        f"{_load(result['load_average_end'])}",
+        f"{env['cpu_count']} CPUs, load {format_load(env['load_average'])} -> "
+        f"{format_load(result['load_average_end'])}",
         format_table(rows, header),
     ]
     cyborg = result["cyborg"]

@@ -32,7 +32,6 @@ Runs unchanged on CPU or GPU: the default JAX device is used and recorded, never
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the Agg backend)
-from _common import environment_info, format_si, format_table, write_json  # noqa: E402
+from _common import environment_info, format_si, format_table, log, publish  # noqa: E402
 from bench_train import build_runner  # noqa: E402
 
 from jaxcage.evaluation import evaluate  # noqa: E402
@@ -52,11 +51,6 @@ from jaxcage.ppo.train import chunk_size, make_chunk  # noqa: E402
 DEFAULT_THRESHOLDS = (-100.0, -30.0, -20.0, -15.0)
 EVAL_RED = "b_line"
 EVAL_STEPS = 100
-
-
-def log(message: str) -> None:
-    """Progress to stderr (stdout carries the table and, without --out, the JSON)."""
-    print(message, file=sys.stderr, flush=True)
 
 
 def parse_config_spec(spec: str) -> tuple[str, PPOConfig]:
@@ -316,15 +310,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "load_average_end": environment_info()["load_average"],
         "runs": runs,
     }
-    print(render_table(result))
     if args.plot:
         plot(args.plot, result)
         log(f"wrote {args.plot}")
-    text = write_json(args.out, result)
-    if args.out is None:
-        print(text)
-    else:
-        log(f"wrote {args.out}")
+    publish(render_table(result), result, args.out)
     return result
 
 

@@ -14,7 +14,7 @@ Public API::
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jaxcage.env import CageEnv, make
 from jaxcage.state import EnvParams, EnvState
@@ -31,7 +31,25 @@ _LAZY = {
     "EvalTable": "jaxcage.evaluation",
 }
 
-__all__ = ["CageEnv", "EnvParams", "EnvState", "make", "__version__", *_LAZY]
+__all__ = [  # the env API, then the lazily imported trainer API
+    "CageEnv",
+    "EnvParams",
+    "EnvState",
+    "make",
+    "__version__",
+    "PPOConfig",
+    "load_config",
+    "train",
+    "TrainResult",
+    "evaluate",
+    "EvalTable",
+]
+
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
+    from jaxcage.evaluation import EvalTable, evaluate
+    from jaxcage.ppo.config import PPOConfig, load_config
+    from jaxcage.ppo.train import TrainResult, train
 
 
 def __getattr__(name: str) -> Any:

@@ -41,13 +41,13 @@ BOOSTED_EPISODES: dict[str, int] = {
     "random/b_line/30": 5000,
     "sleep/meander/30": 6000,
     "random/meander/30": 5000,
-    "random/b_line/50": 5000,
+    "random/b_line/50": 8000,
     "react_restore/b_line/50": 2000,
-    "sleep/meander/50": 2000,
-    "random/meander/50": 6000,
-    "random/b_line/100": 5000,
+    "sleep/meander/50": 8000,
+    "random/meander/50": 10000,
+    "random/b_line/100": 8000,
     "react_restore/b_line/100": 4000,
-    "random/meander/100": 5000,
+    "random/meander/100": 8000,
 }
 DEFAULT_BASE_SEED = 153  # the seed of the CAGE2 final leaderboard evaluation (README)
 FORMAT_VERSION = 1

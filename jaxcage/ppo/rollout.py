@@ -9,6 +9,7 @@ Episode returns are accumulated unscaled so the metrics are CAGE2 scores.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -166,4 +167,6 @@ def collect(
     envs, traj = jax.lax.scan(step, envs, jax.random.split(key, num_steps))
     _, last_value = apply_fn(net_params, batch_input(envs.obs, envs.memory))
     following = jnp.concatenate([traj.values[1:], last_value[None]], axis=0)
-    return envs, traj.replace(next_values=jnp.where(traj.dones, traj.next_values, following))
+    return envs, dataclasses.replace(
+        traj, next_values=jnp.where(traj.dones, traj.next_values, following)
+    )

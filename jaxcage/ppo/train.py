@@ -39,7 +39,7 @@ from jaxcage.ppo.features import input_size
 from jaxcage.ppo.gae import compute_gae
 from jaxcage.ppo.loss import Minibatch, ppo_loss
 from jaxcage.ppo.networks import ActorCritic, make_network
-from jaxcage.ppo.rollout import EnvBatch, collect, init_env_batch
+from jaxcage.ppo.rollout import EnvBatch, Transition, collect, init_env_batch
 
 NUM_ACTIONS = NUM_BLUE_ACTIONS
 
@@ -123,13 +123,51 @@ def shuffled_indices(key: jax.Array, n: int) -> jax.Array:
     return jax.lax.sort((bits, jax.lax.iota(jnp.int32, n)), num_keys=1, is_stable=False)[1]
 
 
+def make_rollout(
+    cfg: PPOConfig, env: EnvSpec | None = None
+) -> Callable[[jax.Array, Any, EnvBatch], tuple[EnvBatch, Transition, jax.Array, jax.Array]]:
+    """``rollout(key, params, envs) -> (envs, traj, advantages, returns)``: the data half of an
+    update (``num_steps`` steps of every env with the stochastic policy, then GAE)."""
+    env_obj, _ = make_env(cfg, env)
+    network = make_network_for(cfg)
+    red_ids, red_probs = _red_tables(cfg)
+
+    def rollout(
+        key: jax.Array, params: Any, envs: EnvBatch
+    ) -> tuple[EnvBatch, Transition, jax.Array, jax.Array]:
+        envs, traj = collect(
+            key,
+            env_obj,
+            network.apply,
+            params,
+            envs,
+            num_steps=cfg.num_steps,
+            features=cfg.features,
+            reward_scale=cfg.reward_scale,
+            treat_truncation_as_terminal=cfg.treat_truncation_as_terminal,
+            red_ids=red_ids,
+            red_probs=red_probs,
+        )
+        advantages, returns = compute_gae(
+            traj.rewards,
+            traj.values,
+            traj.next_values,
+            traj.dones,
+            traj.terminals,
+            cfg.gamma,
+            cfg.gae_lambda,
+        )
+        return envs, traj, advantages, returns
+
+    return rollout
+
+
 def make_update(
     cfg: PPOConfig, env: EnvSpec | None = None
 ) -> Callable[[RunnerState], tuple[RunnerState, Metrics]]:
     """``update(runner) -> (runner, metrics)``: one rollout and K epochs of minibatch updates."""
-    env_obj, _ = make_env(cfg, env)
+    rollout = make_rollout(cfg, env)
     network = make_network_for(cfg)
-    red_ids, red_probs = _red_tables(cfg)
     loss_coefs = {
         "clip_eps": cfg.clip_eps,
         "vf_coef": cfg.vf_coef,
@@ -155,28 +193,7 @@ def make_update(
     def update(runner: RunnerState) -> tuple[RunnerState, Metrics]:
         key, key_roll, key_epochs = jax.random.split(runner.key, 3)
         ts = runner.train_state
-        envs, traj = collect(
-            key_roll,
-            env_obj,
-            network.apply,
-            ts.params,
-            runner.envs,
-            num_steps=cfg.num_steps,
-            features=cfg.features,
-            reward_scale=cfg.reward_scale,
-            treat_truncation_as_terminal=cfg.treat_truncation_as_terminal,
-            red_ids=red_ids,
-            red_probs=red_probs,
-        )
-        advantages, returns = compute_gae(
-            traj.rewards,
-            traj.values,
-            traj.next_values,
-            traj.dones,
-            traj.terminals,
-            cfg.gamma,
-            cfg.gae_lambda,
-        )
+        envs, traj, advantages, returns = rollout(key_roll, ts.params, runner.envs)
         flat = Minibatch(
             inputs=traj.inputs,
             actions=traj.actions,

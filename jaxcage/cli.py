@@ -54,6 +54,13 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
     t.add_argument("--profile", action="store_true", help="report compile/device/host time")
     t.add_argument("--quiet", action="store_true", help="no progress lines")
+    t.add_argument(
+        "--eval-episodes",
+        type=int,
+        default=100,
+        help="episodes per cell of the CAGE2 table (jaxcage engine) printed after training; "
+        "0: skip (default 100)",
+    )
 
     e = sub.add_parser("eval", help="print the CAGE2 evaluation table of a trained run")
     e.add_argument("--run", required=True, help="run directory written by `jaxcage train`")
@@ -97,6 +104,8 @@ def _train_config(args: argparse.Namespace) -> tuple[PPOConfig, Path]:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    if args.eval_episodes < 0:
+        raise ValueError(f"--eval-episodes must be >= 0, got {args.eval_episodes}")
     cfg, out = _train_config(args)
     print(f"run directory: {out}", flush=True)
     result = train(
@@ -107,10 +116,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(
         f"done: {result.env_steps:,} env steps in {result.wall_time:.1f}s "
         f"({sps:,.0f} steps/s overall, compile {result.compile_time:.1f}s); "
-        f"final training return {_nanmean(final):.1f}\n"
-        f"evaluate with: jaxcage eval --run {out}",
+        f"final training return {_nanmean(final):.1f}",
         flush=True,
     )
+    if args.eval_episodes:
+        table = evaluate(result, engine="jax", episodes=args.eval_episodes, deterministic=True)
+        print(table)
+        path = out / "eval_jax_deterministic.json"
+        table.save_json(path)
+        print(f"saved {path}")
+    print(f"evaluate again (e.g. inside CybORG) with: jaxcage eval --run {out} --engine cyborg")
     return 0
 
 

@@ -51,6 +51,8 @@ def trained_run(tmp_path_factory):
             "--out",
             str(out),
             "--quiet",
+            "--eval-episodes",
+            "2",
         ]
     )
     mp.undo()
@@ -59,7 +61,8 @@ def trained_run(tmp_path_factory):
 
 
 def test_train_writes_the_run_directory(trained_run, capsys):
-    for name in ("config.yaml", "metrics.csv", "checkpoint.npz", "learning_curve.png"):
+    names = ("config.yaml", "metrics.csv", "checkpoint.npz", "learning_curve.png")
+    for name in (*names, "eval_jax_deterministic.json"):  # the table printed after training
         assert (trained_run / name).is_file(), name
     cfg = load_config(trained_run / "config.yaml")
     assert cfg.num_seeds == 2 and cfg.num_updates == 4
@@ -93,6 +96,7 @@ def test_errors_are_reported_not_raised(tmp_path, capsys):
     assert cli.main(["train", "--set", "bogus=1", "--out", str(tmp_path / "x")]) == 2
     assert "unknown config key 'bogus'" in capsys.readouterr().err
     assert cli.main(["train", "--out", str(tmp_path / "y"), "--resume"]) == 2
+    assert cli.main(["train", "--eval-episodes", "-1", "--out", str(tmp_path / "z")]) == 2
     assert "no checkpoint" in capsys.readouterr().err
 
 
@@ -119,9 +123,23 @@ def test_no_arguments_trains_the_default_config(monkeypatch, tmp_path, capsys):
             env_steps=100,
         )
 
+    class FakeTable:
+        def save_json(self, path):
+            seen["table_path"] = path
+
+        def __str__(self):
+            return "CAGE2 TABLE"
+
+    def fake_evaluate(result, **kwargs):
+        seen["eval_kwargs"] = kwargs
+        return FakeTable()
+
     monkeypatch.setattr(cli, "train", fake_train)
+    monkeypatch.setattr(cli, "evaluate", fake_evaluate)
     monkeypatch.chdir(tmp_path)
     assert cli.main([]) == 0
+    assert "CAGE2 TABLE" in capsys.readouterr().out
+    assert seen["eval_kwargs"] == {"engine": "jax", "episodes": 100, "deterministic": True}
     assert seen["cfg"] == load_config("default")
     assert str(seen["kwargs"]["out_dir"]).startswith("runs/default-")
     assert seen["kwargs"]["verbose"] is True

@@ -45,7 +45,7 @@ BOOSTED_EPISODES: dict[str, int] = {
     "react_restore/b_line/50": 2000,
     "sleep/meander/50": 8000,
     "random/meander/50": 10000,
-    "random/b_line/100": 8000,
+    "random/b_line/100": 16000,
     "react_restore/b_line/100": 4000,
     "random/meander/100": 8000,
 }

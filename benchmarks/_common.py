@@ -9,7 +9,9 @@ Every benchmark script prints a table and writes one JSON document built from th
 * ``fits_in_memory(compiled)``: XLA's own memory analysis of a compiled program against the memory
   the device has free, so oversized batches are skipped before they allocate.
 * ``cyborg_steps_per_second(...)``: CybORG's single-process stepping rate (csle-cyborg,
-  ``ChallengeWrapper``, random Blue) for a fixed wall-clock budget.
+  ``ChallengeWrapper``, random Blue) for a fixed wall-clock budget; ``add_cyborg_arguments``,
+  ``measure_cyborg``, ``attach_cyborg_ratios`` and ``cyborg_line`` wrap it for the scripts that
+  report a ratio against CybORG measured in the same run.
 * ``write_json`` / ``format_table``.
 
 Never forces a device: whatever ``jax.devices()`` returns is used and recorded.
@@ -17,6 +19,7 @@ Never forces a device: whatever ``jax.devices()`` returns is used and recorded.
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import importlib
 import importlib.metadata
@@ -252,6 +255,44 @@ def time_compiled(
     return first, times, out, args
 
 
+def measure_program(
+    prepare: Callable[[], tuple[Any, tuple[Any, ...], dict[str, Any]]],
+    repeats: int,
+    carry: Callable[[Any, tuple[Any, ...]], tuple[Any, ...]] | None = None,
+) -> tuple[dict[str, Any], Any, tuple[Any, tuple[Any, ...]] | None]:
+    """Build, compile, memory-check, warm up and time one program; an oversized one is skipped.
+
+    Args:
+        prepare: ``() -> (jitted, call_args, facts)``: builds the inputs (which may itself run out
+            of memory) and returns the jitted program, its arguments and facts for the record.
+        repeats, carry: as for ``time_compiled``.
+
+    Returns:
+        ``(record, last_outputs, (compiled, next_args))``; ``record["status"]`` is ``"ok"`` (with
+        the ``Timing`` fields) or ``"skipped"`` (with a ``note``, and no outputs or handle).
+    """
+    record: dict[str, Any] = {}
+    try:
+        jitted, call_args, facts = prepare()
+        record.update(facts)
+        compiled, compile_s = compile_ahead(jitted, *call_args)
+        record["memory"] = memory_analysis_dict(compiled)
+        fits, note = fits_in_memory(compiled)
+        record["memory_note"] = note
+        if not fits:
+            record.update(status="skipped", note=note, compile_s=compile_s)
+            return record, None, None
+        first_s, times, out, next_args = time_compiled(compiled, call_args, repeats, carry=carry)
+    except Exception as err:  # an oversized batch must not end the benchmark; others re-raise
+        if not is_out_of_memory(err):
+            raise
+        record.update(status="skipped", note=f"out of memory: {str(err).splitlines()[0][:200]}")
+        return record, None, None
+    timing = Timing(compile_s=compile_s, first_run_s=first_s, times_s=times)
+    record.update(status="ok", **timing.to_dict())
+    return record, out, (compiled, next_args)
+
+
 # --------------------------------------------------------------------------------------------------
 # CybORG reference rate
 # --------------------------------------------------------------------------------------------------
@@ -309,6 +350,77 @@ def cyborg_steps_per_second(
         "seconds": elapsed,
         "steps_per_s": steps / elapsed,
         "setup_s": setup_s,
+    }
+
+
+def _positive_seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
+def add_cyborg_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--cyborg-seconds``, ``--no-cyborg`` and ``--out``, shared by the CybORG-ratio scripts."""
+    parser.add_argument(
+        "--cyborg-seconds",
+        type=_positive_seconds,
+        default=20.0,
+        help="wall-clock budget for CybORG's rate (default: 20)",
+    )
+    parser.add_argument("--no-cyborg", action="store_true", help="skip the CybORG measurement")
+    parser.add_argument("--out", help="write the JSON here (default: print it after the table)")
+
+
+def measure_cyborg(args: argparse.Namespace, red: str = "b_line", max_steps: int = 100) -> dict:
+    """CybORG's rate as ``args`` asks (``cyborg_steps_per_second``), or a ``skipped`` record."""
+    if args.no_cyborg:
+        return {"status": "skipped", "note": "--no-cyborg"}
+    log(f"CybORG ({red}, random Blue) for {args.cyborg_seconds:g} s ...")
+    cyborg = cyborg_steps_per_second(args.cyborg_seconds, red=red, max_steps=max_steps)
+    if cyborg["status"] == "ok":
+        log(f"  {cyborg['steps_per_s']:.1f} steps/s")
+    return cyborg
+
+
+def attach_cyborg_ratios(records: list[dict[str, Any]], cyborg: dict[str, Any]) -> None:
+    """Give every measured record its ``ratio_vs_cyborg`` (same-run rates), in place."""
+    cyborg_sps = cyborg.get("steps_per_s")
+    for record in records:
+        if record["status"] == "ok" and cyborg_sps:
+            record["ratio_vs_cyborg"] = record["steps_per_s"] / cyborg_sps
+
+
+def fastest(records: list[dict[str, Any]], keys: Sequence[str]) -> dict[str, Any] | None:
+    """``keys`` (plus rate and ratio) of the measured record with the most steps/s, if any."""
+    ok = [r for r in records if r["status"] == "ok"]
+    if not ok:
+        return None
+    best = max(ok, key=lambda r: r["steps_per_s"])
+    return {
+        **{k: best[k] for k in keys},
+        "steps_per_s": best["steps_per_s"],
+        "ratio_vs_cyborg": best.get("ratio_vs_cyborg"),
+    }
+
+
+def cyborg_line(cyborg: dict[str, Any], what: str = "CybORG") -> str:
+    """One summary line for a ``measure_cyborg`` record."""
+    if cyborg["status"] != "ok":
+        return f"CybORG: {cyborg['status']} ({cyborg.get('note', '')})"
+    return (
+        f"{what} ({cyborg['source']}): {cyborg['steps_per_s']:.1f} steps/s "
+        f"({cyborg['steps']} steps in {cyborg['seconds']:.1f} s)"
+    )
+
+
+def result_header(benchmark: str, args: argparse.Namespace, environment: dict) -> dict[str, Any]:
+    """The first keys of every benchmark's JSON: name, arguments, machine at start and at end."""
+    return {
+        "benchmark": benchmark,
+        "config": dict(vars(args)),
+        "environment": environment,
+        "load_average_end": environment_info()["load_average"],
     }
 
 

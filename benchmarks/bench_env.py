@@ -28,18 +28,19 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from _common import (
-    Timing,
-    compile_ahead,
-    cyborg_steps_per_second,
+    add_cyborg_arguments,
+    attach_cyborg_ratios,
+    cyborg_line,
     environment_info,
-    fits_in_memory,
+    fastest,
     format_load,
     format_si,
     format_table,
-    is_out_of_memory,
     log,
+    measure_cyborg,
+    measure_program,
     publish,
-    time_compiled,
+    result_header,
 )
 
 from jaxcage.constants import NUM_BLUE_ACTIONS, RED_AGENT_NAMES
@@ -111,36 +112,26 @@ def bench_size(
     Returns ``(record, handle)``: the JSON record, and ``(compiled, next_args)`` to run the program
     once more (for ``--profile``), or ``None`` when the size was skipped.
     """
-    record: dict[str, Any] = {"num_envs": num_envs, "steps_per_call": num_envs * args.steps}
-    try:
+
+    def prepare() -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
         params, batched = batch_params(args.red, args.green, args.max_steps, num_envs)
         state = initial_state(num_envs, params, batched)
         call_args = (jax.random.key(args.seed), state, params)
-        compiled, compile_s = compile_ahead(make_rollout(num_envs, args.steps, batched), *call_args)
-        fits, note = fits_in_memory(compiled)
-        record["memory_note"] = note
-        if not fits:
-            record.update(status="skipped", note=note, compile_s=compile_s)
-            return record, None
-        first_s, times, out, next_args = time_compiled(
-            compiled, call_args, args.repeats, carry=lambda out, prev: (out[0], out[1], prev[2])
-        )
-    except Exception as err:  # an oversized batch must not end the benchmark; others re-raise
-        if not is_out_of_memory(err):
-            raise
-        record.update(status="skipped", note=f"out of memory: {str(err).splitlines()[0][:200]}")
-        return record, None
-    timing = Timing(compile_s=compile_s, first_run_s=first_s, times_s=times)
+        return make_rollout(num_envs, args.steps, batched), call_args, {}
+
     steps = num_envs * args.steps
-    record.update(
-        status="ok",
-        **timing.to_dict(),
-        steps_per_s=steps / timing.median_s,
-        steps_per_s_max=steps / timing.min_s,
-        # Sanity value: a random Blue's mean reward per step (a broken step shows up here).
-        mean_reward_per_step=float(out[2]) / steps,
+    timed, out, handle = measure_program(
+        prepare, args.repeats, carry=lambda out, prev: (out[0], out[1], prev[2])
     )
-    return record, (compiled, next_args)
+    record: dict[str, Any] = {"num_envs": num_envs, "steps_per_call": steps, **timed}
+    if handle is not None:
+        record.update(
+            steps_per_s=steps / record["median_s"],
+            steps_per_s_max=steps / record["min_s"],
+            # Sanity value: a random Blue's mean reward per step (a broken step shows up here).
+            mean_reward_per_step=float(out[2]) / steps,
+        )
+    return record, handle
 
 
 def write_profile(directory: str, handle: tuple[Any, tuple[Any, ...]]) -> None:
@@ -170,14 +161,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--green", choices=("sleep", "random"), default="sleep", help="green agent")
     parser.add_argument("--max-steps", type=int, default=100, help="episode length (default: 100)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--cyborg-seconds",
-        type=float,
-        default=20.0,
-        help="wall-clock budget for CybORG's rate (default: 20)",
-    )
-    parser.add_argument("--no-cyborg", action="store_true", help="skip the CybORG measurement")
-    parser.add_argument("--out", help="write the JSON here (default: print it after the table)")
+    add_cyborg_arguments(parser)
     parser.add_argument("--profile", metavar="DIR", help="write a profiler trace of one timed call")
     args = parser.parse_args(argv)
     for name in ("steps", "repeats", "max_steps"):
@@ -185,8 +169,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if any(n < 1 for n in args.num_envs):
         parser.error("--num-envs values must be >= 1")
-    if args.cyborg_seconds <= 0:
-        parser.error("--cyborg-seconds must be > 0")
     return args
 
 
@@ -219,35 +201,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     best = None
     gc.collect()
 
-    if args.no_cyborg:
-        cyborg: dict[str, Any] = {"status": "skipped", "note": "--no-cyborg"}
-    else:
-        red = "b_line" if args.red == "mixed" else args.red
-        log(f"CybORG ({red}, random Blue) for {args.cyborg_seconds:g} s ...")
-        cyborg = cyborg_steps_per_second(args.cyborg_seconds, red=red, max_steps=args.max_steps)
-        if cyborg["status"] == "ok":
-            log(f"  {cyborg['steps_per_s']:.1f} steps/s")
-    cyborg_sps = cyborg.get("steps_per_s")
-    for record in records:
-        if record["status"] == "ok" and cyborg_sps:
-            record["ratio_vs_cyborg"] = record["steps_per_s"] / cyborg_sps
-
-    ok = [r for r in records if r["status"] == "ok"]
-    best_record = max(ok, key=lambda r: r["steps_per_s"]) if ok else None
+    red = "b_line" if args.red == "mixed" else args.red
+    cyborg = measure_cyborg(args, red=red, max_steps=args.max_steps)
+    attach_cyborg_ratios(records, cyborg)
     result = {
-        "benchmark": "env_throughput",
-        "config": {k: v for k, v in vars(args).items()},
-        "environment": environment,
-        "load_average_end": environment_info()["load_average"],
+        **result_header("env_throughput", args, environment),
         "jaxcage": records,
         "cyborg": cyborg,
-        "best": None
-        if best_record is None
-        else {
-            "num_envs": best_record["num_envs"],
-            "steps_per_s": best_record["steps_per_s"],
-            "ratio_vs_cyborg": best_record.get("ratio_vs_cyborg"),
-        },
+        "best": fastest(records, ["num_envs"]),
         "profile": profile,
     }
     publish(render_table(result), result, args.out)
@@ -282,14 +243,7 @@ def render_table(result: dict[str, Any]) -> str:
         f"{env['cpu_count']} CPUs, load {format_load(env['load_average'])}",
         format_table(rows, header),
     ]
-    cyborg = result["cyborg"]
-    if cyborg["status"] == "ok":
-        lines.append(
-            f"CybORG ({cyborg['source']}): {cyborg['steps_per_s']:.1f} steps/s "
-            f"({cyborg['steps']} steps in {cyborg['seconds']:.1f} s)"
-        )
-    else:
-        lines.append(f"CybORG: {cyborg['status']} ({cyborg.get('note', '')})")
+    lines.append(cyborg_line(result["cyborg"]))
     best = result["best"]
     if best is not None:
         ratio = best["ratio_vs_cyborg"]

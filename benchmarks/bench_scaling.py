@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import statistics
 from typing import Any
 
 import jax
@@ -44,17 +43,15 @@ from _common import (
     cpu_cache_info,
     device_memory_stats,
     environment_info,
-    fits_in_memory,
     format_bytes,
     format_si,
     format_table,
-    is_out_of_memory,
     log,
-    memory_analysis_dict,
+    measure_program,
     publish,
+    result_header,
     rss_bytes,
     summarize_trace,
-    time_compiled,
 )
 from bench_env import batch_params, initial_state, make_rollout
 from bench_train import bench_case, build_runner
@@ -109,32 +106,15 @@ def time_program(
     program: Any, call_args: tuple, steps_per_call: int, repeats: int, carry: Any
 ) -> dict[str, Any]:
     """Compile, check memory, warm up and time ``program``; a JSON record."""
-    record: dict[str, Any] = {"steps_per_call": steps_per_call}
-    try:
-        compiled, compile_s = compile_ahead(program, *call_args)
-        record["memory"] = memory_analysis_dict(compiled)
-        fits, note = fits_in_memory(compiled)
-        record["memory_note"] = note
-        if not fits:
-            record.update(status="skipped", note=note, compile_s=compile_s)
-            return record
-        first_s, times, _, _ = time_compiled(compiled, call_args, repeats, carry=carry)
-    except Exception as err:  # an oversized batch must not end the benchmark; others re-raise
-        if not is_out_of_memory(err):
-            raise
-        record.update(status="skipped", note=f"out of memory: {str(err).splitlines()[0][:200]}")
-        return record
-    median = statistics.median(times)
-    record.update(
-        status="ok",
-        compile_s=compile_s,
-        first_run_s=first_s,
-        times_s=times,
-        median_s=median,
-        steps_per_s=steps_per_call / median,
-        rss=rss_bytes(),
-        device_memory=device_memory_stats(),
+    record, _, handle = measure_program(
+        lambda: (program, call_args, {"steps_per_call": steps_per_call}), repeats, carry=carry
     )
+    if handle is not None:
+        record.update(
+            steps_per_s=steps_per_call / record["median_s"],
+            rss=rss_bytes(),
+            device_memory=device_memory_stats(),
+        )
     return record
 
 
@@ -323,11 +303,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         profile = profile_chunk(base, args.profile_num_envs, args.profile)
 
     result = {
-        "benchmark": "scaling",
-        "config": {k: v for k, v in vars(args).items()},
+        **result_header("scaling", args, environment),
         "training_config": base.to_dict(),
-        "environment": environment,
-        "load_average_end": environment_info()["load_average"],
         "env_only": {
             "num_envs": env_records,
             "num_seeds": env_seed_records,

@@ -36,26 +36,27 @@ from __future__ import annotations
 import argparse
 import gc
 import math
-import statistics
 import time
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 from _common import (
+    add_cyborg_arguments,
+    attach_cyborg_ratios,
     compile_ahead,
-    cyborg_steps_per_second,
+    cyborg_line,
     environment_info,
-    fits_in_memory,
+    fastest,
     format_load,
     format_si,
     format_table,
-    is_out_of_memory,
     log,
-    memory_analysis_dict,
+    measure_cyborg,
+    measure_program,
     publish,
+    result_header,
     rss_bytes,
-    time_compiled,
 )
 
 from jaxcage.ppo.config import PPOConfig, load_config, parse_override
@@ -121,38 +122,27 @@ def bench_case(
         "updates_per_call": updates,
         "steps_per_call": steps_per_call,
     }
-    try:
+
+    def prepare() -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
         runner, init_compile_s, init_run_s = build_runner(cfg)
         chunk = jax.jit(jax.vmap(make_chunk(cfg, updates)), donate_argnums=0)
-        compiled, compile_s = compile_ahead(chunk, runner)
-        record["memory"] = memory_analysis_dict(compiled)
-        fits, note = fits_in_memory(compiled)
-        record["memory_note"] = note
-        if not fits:
-            record.update(status="skipped", note=note, compile_s=compile_s)
-            return record
-        first_s, times, out, _ = time_compiled(
-            compiled, (runner,), args.repeats, carry=lambda out, prev: (out[0],)
-        )
-        metrics = jax.device_get(out[1])
-    except Exception as err:  # an oversized batch must not end the benchmark; others re-raise
-        if not is_out_of_memory(err):
-            raise
-        record.update(status="skipped", note=f"out of memory: {str(err).splitlines()[0][:200]}")
+        return chunk, (runner,), {"init_compile_s": init_compile_s, "init_run_s": init_run_s}
+
+    timed, out, handle = measure_program(prepare, args.repeats, carry=lambda out, prev: (out[0],))
+    record.update(timed)
+    if handle is None:
         return record
-    median = statistics.median(times)
+    metrics = jax.device_get(out[1])
+    median, fastest_s = record["median_s"], record["min_s"]
     record.update(
-        status="ok",
-        init_compile_s=init_compile_s,
-        init_run_s=init_run_s,
-        compile_s=compile_s,
-        first_run_s=first_s,
-        times_s=times,
-        median_s=median,
-        min_s=min(times),
-        time_to_first_update_s=init_compile_s + init_run_s + compile_s + first_s / updates,
+        time_to_first_update_s=(
+            record["init_compile_s"]
+            + record["init_run_s"]
+            + record["compile_s"]
+            + record["first_run_s"] / updates
+        ),
         steps_per_s=steps_per_call / median,
-        steps_per_s_max=steps_per_call / min(times),
+        steps_per_s_max=steps_per_call / fastest_s,
         seconds_per_update=median / updates,
         rss=rss_bytes(),
         # Sanity: the last update's mean training return (a broken trainer shows up here).
@@ -212,14 +202,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--repeats", type=int, default=3, help="timed calls per case; median reported (default: 3)"
     )
-    parser.add_argument(
-        "--cyborg-seconds",
-        type=float,
-        default=20.0,
-        help="wall-clock budget for CybORG's rate (default: 20)",
-    )
-    parser.add_argument("--no-cyborg", action="store_true", help="skip the CybORG measurement")
-    parser.add_argument("--out", help="write the JSON here (default: print it after the table)")
+    add_cyborg_arguments(parser)
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
@@ -229,8 +212,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--num-envs / --seeds-num-envs values must be >= 1")
     if any(s < 1 for s in args.seeds):
         parser.error("--seeds values must be >= 1")
-    if args.cyborg_seconds <= 0:
-        parser.error("--cyborg-seconds must be > 0")
     return args
 
 
@@ -269,20 +250,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             log(f"  skipped: {record['note']}")
         gc.collect()
 
-    if args.no_cyborg:
-        cyborg: dict[str, Any] = {"status": "skipped", "note": "--no-cyborg"}
-    else:
-        log(f"CybORG (b_line, random Blue) for {args.cyborg_seconds:g} s ...")
-        cyborg = cyborg_steps_per_second(args.cyborg_seconds, red="b_line")
-        if cyborg["status"] == "ok":
-            log(f"  {cyborg['steps_per_s']:.1f} steps/s")
-    cyborg_sps = cyborg.get("steps_per_s")
-    for record in records:
-        if record["status"] == "ok" and cyborg_sps:
-            record["ratio_vs_cyborg"] = record["steps_per_s"] / cyborg_sps
-
+    cyborg = measure_cyborg(args)
+    attach_cyborg_ratios(records, cyborg)
     ok = [r for r in records if r["status"] == "ok"]
-    best = max(ok, key=lambda r: r["steps_per_s"]) if ok else None
     default_case = next(
         (
             r
@@ -294,21 +264,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         None,
     )
     result = {
-        "benchmark": "train_throughput",
-        "config": {k: v for k, v in vars(args).items()},
-        "environment": environment,
-        "load_average_end": environment_info()["load_average"],
+        **result_header("train_throughput", args, environment),
         "cases": records,
         "cyborg": cyborg,
-        "best": None
-        if best is None
-        else {
-            "case": best["case"],
-            "num_envs": best["num_envs"],
-            "num_seeds": best["num_seeds"],
-            "steps_per_s": best["steps_per_s"],
-            "ratio_vs_cyborg": best.get("ratio_vs_cyborg"),
-        },
+        "best": fastest(records, ["case", "num_envs", "num_seeds"]),
         "default": None
         if default_case is None
         else {
@@ -364,14 +323,7 @@ def render_table(result: dict[str, Any]) -> str:
         f"{format_load(result['load_average_end'])}",
         format_table(rows, header),
     ]
-    cyborg = result["cyborg"]
-    if cyborg["status"] == "ok":
-        lines.append(
-            f"CybORG raw stepping ({cyborg['source']}): {cyborg['steps_per_s']:.1f} steps/s "
-            f"({cyborg['steps']} steps in {cyborg['seconds']:.1f} s)"
-        )
-    else:
-        lines.append(f"CybORG: {cyborg['status']} ({cyborg.get('note', '')})")
+    lines.append(cyborg_line(result["cyborg"], "CybORG raw stepping"))
     for key, name in (("default", "default config"), ("best", "best")):
         rec = result[key]
         if rec is not None:

@@ -41,7 +41,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the Agg backend)
-from _common import environment_info, format_si, format_table, log, publish  # noqa: E402
+from _common import environment_info, format_si, format_table, log, publish, result_header  # noqa: E402
 from bench_train import build_runner  # noqa: E402
 
 from jaxcage.evaluation import evaluate  # noqa: E402
@@ -297,8 +297,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         runs.append(run_config(label, cfg, args))
     result = {
-        "benchmark": "time_to_score",
-        "config": {k: v for k, v in vars(args).items()},
+        **result_header("time_to_score", args, environment),
         "evaluation": {
             "engine": "jax",
             "red": EVAL_RED,
@@ -306,8 +305,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "deterministic": True,
             "episodes": args.episodes,
         },
-        "environment": environment,
-        "load_average_end": environment_info()["load_average"],
         "runs": runs,
     }
     if args.plot:

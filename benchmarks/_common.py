@@ -4,10 +4,10 @@ Every benchmark script prints a table and writes one JSON document built from th
 
 * ``environment_info()``: versions (Python, jax, jaxlib, numpy, jaxcage), ``jax.devices()``, device
   kind, CPU count, load average and git commit, so a number can always be traced to a machine.
-* ``compile_and_time(fn, args, repeats)``: ahead-of-time compile (timed on its own), one warm-up
-  execution, then ``repeats`` timed executions with ``jax.block_until_ready`` around each.
-* ``fits_in_memory(compiled)``: XLA's own memory analysis of a compiled program against the memory
-  the device has free, so oversized batches are skipped before they allocate.
+* ``measure_program(prepare, repeats)``: ahead-of-time compile (timed on its own), a memory check
+  (``fits_in_memory`` of ``memory_analysis_dict``: XLA's own estimate against the free device
+  memory, so oversized batches are skipped before they allocate), one warm-up execution, then
+  ``repeats`` timed executions with ``jax.block_until_ready`` around each.
 * ``cyborg_steps_per_second(...)``: CybORG's single-process stepping rate (csle-cyborg,
   ``ChallengeWrapper``, random Blue) for a fixed wall-clock budget; ``add_cyborg_arguments``,
   ``measure_cyborg``, ``attach_cyborg_ratios`` and ``cyborg_line`` wrap it for the scripts that
@@ -137,28 +137,13 @@ def free_device_memory() -> int | None:
         return None
 
 
-def program_memory_bytes(compiled: Any) -> int | None:
-    """Arguments + outputs + temporaries of a compiled program, per XLA's memory analysis."""
-    try:
-        analysis = compiled.memory_analysis()
-    except (AttributeError, NotImplementedError, RuntimeError):
-        return None
-    if analysis is None:
-        return None
-    return int(
-        analysis.argument_size_in_bytes
-        + analysis.output_size_in_bytes
-        + analysis.temp_size_in_bytes
-        - getattr(analysis, "alias_size_in_bytes", 0)
-    )
-
-
-def fits_in_memory(compiled: Any, extra_bytes: int = 0) -> tuple[bool, str]:
-    """Whether a compiled program (plus ``extra_bytes`` held outside it) fits in free memory.
+def fits_in_memory(memory: dict[str, int] | None, extra_bytes: int = 0) -> tuple[bool, str]:
+    """Whether a program (``memory_analysis_dict`` of it, plus ``extra_bytes`` held outside it)
+    fits in free memory.
 
     Returns ``(fits, note)``. Unknown sizes count as fitting (the run itself then decides).
     """
-    need = program_memory_bytes(compiled)
+    need = None if memory is None else memory["total"]
     free = free_device_memory()
     if need is None or free is None:
         return True, "memory not checked (no estimate available)"
@@ -277,7 +262,7 @@ def measure_program(
         record.update(facts)
         compiled, compile_s = compile_ahead(jitted, *call_args)
         record["memory"] = memory_analysis_dict(compiled)
-        fits, note = fits_in_memory(compiled)
+        fits, note = fits_in_memory(record["memory"])
         record["memory_note"] = note
         if not fits:
             record.update(status="skipped", note=note, compile_s=compile_s)
@@ -502,8 +487,8 @@ def format_table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
 def memory_analysis_dict(compiled: Any) -> dict[str, int] | None:
     """XLA's memory analysis of a compiled program as a dict of byte counts, or ``None``.
 
-    Keys: ``argument``, ``output``, ``temp``, ``alias``, ``generated_code`` and ``total`` (what
-    ``program_memory_bytes`` counts: arguments + outputs + temporaries - aliased buffers).
+    Keys: ``argument``, ``output``, ``temp``, ``alias``, ``generated_code`` and ``total``
+    (arguments + outputs + temporaries - aliased buffers: what ``fits_in_memory`` checks).
     """
     try:
         analysis = compiled.memory_analysis()

@@ -6,8 +6,6 @@ the install commands (``JAXCAGE_REQUIRE_CYBORG=1`` turns that into an error, as 
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
@@ -15,7 +13,6 @@ from jaxcage.parity import lockstep
 from jaxcage.parity.__main__ import main as parity_main
 from jaxcage.parity.lockstep import LockstepConfig, LockstepRunner, run_lockstep
 from jaxcage.reference import extract
-from jaxcage.reference.cyborg_env import ReferenceNotInstalled, load_backend
 from jaxcage.state import init_state
 
 pytestmark = pytest.mark.parity
@@ -26,14 +23,8 @@ EPISODES_GREEN_RANDOM = 20
 
 
 @pytest.fixture(scope="module")
-def runner() -> LockstepRunner:
+def runner(cyborg: None) -> LockstepRunner:
     """One runner (one compiled transition) for the module; skips without CybORG."""
-    try:
-        load_backend("auto")
-    except ReferenceNotInstalled as err:
-        if os.environ.get("JAXCAGE_REQUIRE_CYBORG") == "1":
-            pytest.fail(str(err))
-        pytest.skip(f"CybORG reference not installed: {err}")
     return LockstepRunner()
 
 

@@ -16,7 +16,6 @@ from jaxcage.parity import generate as gen
 from jaxcage.parity import stats
 from jaxcage.parity.__main__ import main as parity_main
 from jaxcage.parity.policies import NUM_UNIFORMS, POLICIES, STATS_POLICIES, get_policy
-from jaxcage.reference.cyborg_env import ReferenceNotInstalled, load_backend
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "cyborg_returns.npz")
 
@@ -215,13 +214,7 @@ def test_dataset_matches_known_cyborg_values(dataset):
 
 
 @pytest.mark.parity
-def test_generate_reproduces_committed_samples_bit_for_bit(dataset):
-    try:
-        load_backend("auto")
-    except ReferenceNotInstalled as err:
-        if os.environ.get("JAXCAGE_REQUIRE_CYBORG") == "1":
-            pytest.fail(str(err))
-        pytest.skip(f"CybORG reference not installed: {err}")
+def test_generate_reproduces_committed_samples_bit_for_bit(dataset, cyborg):
     # Two episodes of every cell, plus a late episode of one: each episode depends only on its
     # (base seed, cell, index), so any slice regenerates exactly.
     for cell in gen.ALL_CELLS:

@@ -8,7 +8,6 @@ should).
 from __future__ import annotations
 
 import importlib
-import os
 
 import numpy as np
 import pytest
@@ -34,17 +33,6 @@ from jaxcage.reference.cyborg_env import (
 )
 
 H = Host
-
-
-@pytest.fixture(scope="module")
-def cyborg() -> None:
-    """Skip (or, with JAXCAGE_REQUIRE_CYBORG=1, fail) when the reference is not installed."""
-    try:
-        load_backend("auto")
-    except ReferenceNotInstalled as err:
-        if os.environ.get("JAXCAGE_REQUIRE_CYBORG") == "1":
-            pytest.fail(str(err))
-        pytest.skip(f"CybORG reference not installed: {err}")
 
 
 # --- without CybORG ------------------------------------------------------------------------------

@@ -79,6 +79,23 @@ def _stub_stable_baselines3() -> None:
     sys.modules["stable_baselines3"] = stub
 
 
+def _backend(
+    name: str, agents: Any, build: Callable[[dict[str, type]], Any], wrapper: type
+) -> Backend:
+    """A ``Backend`` from a distribution's ``Agents`` module (both name the agents alike)."""
+    return Backend(
+        name=name,
+        red_agents={
+            "b_line": agents.B_lineAgent,
+            "meander": agents.RedMeanderAgent,
+            "sleep": agents.SleepAgent,
+        },
+        green_agent=agents.GreenAgent,
+        build=build,
+        challenge_wrapper=wrapper,
+    )
+
+
 def _load_csle() -> Backend:
     _stub_stable_baselines3()
     try:
@@ -94,17 +111,7 @@ def _load_csle() -> Backend:
         # CybORG mutates the scenario dict it is given, so every env gets its own deep copy.
         return main.Main(copy.deepcopy(scenario), "sim", agents=agent_classes)
 
-    return Backend(
-        name="csle",
-        red_agents={
-            "b_line": agents.B_lineAgent,
-            "meander": agents.RedMeanderAgent,
-            "sleep": agents.SleepAgent,
-        },
-        green_agent=agents.GreenAgent,
-        build=build,
-        challenge_wrapper=chal.ChallengeWrapper,
-    )
+    return _backend("csle", agents, build, chal.ChallengeWrapper)
 
 
 def _load_official() -> Backend:
@@ -124,17 +131,7 @@ def _load_official() -> Backend:
     def build(agent_classes: dict[str, type]) -> Any:
         return cyborg_cls(scenario_path, "sim", agents=agent_classes)
 
-    return Backend(
-        name="official",
-        red_agents={
-            "b_line": agents.B_lineAgent,
-            "meander": agents.RedMeanderAgent,
-            "sleep": agents.SleepAgent,
-        },
-        green_agent=agents.GreenAgent,
-        build=build,
-        challenge_wrapper=wrappers.ChallengeWrapper,
-    )
+    return _backend("official", agents, build, wrappers.ChallengeWrapper)
 
 
 _BACKEND_CACHE: dict[str, Backend] = {}

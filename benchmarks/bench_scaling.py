@@ -95,8 +95,10 @@ def rollout_program(cfg: PPOConfig) -> Any:
         )
         # Everything the update would read, reduced so XLA cannot drop it.
         checksum = (
-            advantages.sum() + returns.sum() + traj.inputs.sum() + traj.log_probs.sum()
-        ) + traj.actions.sum().astype(jnp.float32)
+            advantages.sum() + returns.sum() + traj.inputs.time.sum() + traj.log_probs.sum()
+        ) + (traj.actions.sum() + traj.inputs.bits.sum() + traj.inputs.prev_action.sum()).astype(
+            jnp.float32
+        )
         return runner.replace(envs=envs, key=key), checksum
 
     return jax.jit(jax.vmap(rollout), donate_argnums=0)

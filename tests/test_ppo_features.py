@@ -49,3 +49,63 @@ def test_policy_input_layout():
     # Plain observation when no feature is selected; zeros (not a one-hot) before any action.
     np.testing.assert_array_equal(F.policy_input(obs, F.init_memory(), ()), np.asarray(obs))
     assert np.asarray(F.policy_input(obs, F.init_memory(), ("prev_action",)))[52:].sum() == 0
+
+
+def _memories(n: int, key: jax.Array) -> F.PolicyMemory:
+    """``n`` memories with every previous action (-1 included) and random decoys and times."""
+    k_dec, k_time, k_obs = jax.random.split(key, 3)
+    return F.PolicyMemory(
+        prev_action=jnp.arange(n, dtype=jnp.int32) % (F.NUM_ACTIONS + 1) - 1,
+        prev_obs=(jax.random.uniform(k_obs, (n, 52)) < 0.3).astype(jnp.int32),
+        decoys=jax.random.uniform(k_dec, (n, 13, 8)) < 0.2,
+        time=jax.random.randint(k_time, (n,), 0, 101),
+    )
+
+
+FEATURE_ORDERS = [
+    (),
+    ("prev_action",),
+    ("prev_action", "decoys", "time"),
+    ("time", "decoys", "prev_obs", "prev_action"),
+]
+
+
+def test_compact_input_is_the_policy_input_in_bytes():
+    mem = _memories(146, jax.random.key(0))
+    obs = (jax.random.uniform(jax.random.key(1), (146, 52)) < 0.3).astype(jnp.int32)
+    for feats in FEATURE_ORDERS:
+        inp = jax.vmap(lambda o, m, f=feats: F.compact_input(o, m, f))(obs, mem)
+        assert inp.bits.dtype == jnp.uint8
+        n_bits = 52 + sum(F.FEATURE_SIZES[f] for f in feats if f in ("prev_obs", "decoys"))
+        assert inp.bits.shape == (146, n_bits)
+        x = F.expand_input(inp, feats)
+        assert x.shape == (146, F.input_size(feats)) and x.dtype == jnp.float32
+        ref = jax.vmap(lambda o, m, f=feats: F.policy_input(o, m, f))(obs, mem)
+        np.testing.assert_array_equal(x, ref)
+        np.testing.assert_array_equal(x[:, :52], obs)
+
+
+def test_first_layer_of_a_compact_input_is_the_dense_product():
+    """The trainer's first layer (matmul on the bits + kernel-row lookup for the previous action)
+    equals ``policy_input @ kernel``, values and kernel gradients alike, for every feature order
+    and every previous action including none (-1)."""
+    mem = _memories(292, jax.random.key(2))
+    obs = (jax.random.uniform(jax.random.key(3), (292, 52)) < 0.3).astype(jnp.int32)
+    for feats in FEATURE_ORDERS:
+        inp = jax.vmap(lambda o, m, f=feats: F.compact_input(o, m, f))(obs, mem)
+        x = F.expand_input(inp, feats)
+        kernel = jax.random.normal(jax.random.key(4), (F.input_size(feats), 16))
+        cot = jax.random.normal(jax.random.key(5), (292, 16))
+
+        def dense(k, x=x, cot=cot):
+            return jnp.sum((x @ k) * cot)
+
+        def compact(k, inp=inp, feats=feats, cot=cot):
+            return jnp.sum(F.first_layer(inp, k, feats) * cot)
+
+        np.testing.assert_allclose(
+            F.first_layer(inp, kernel, feats), x @ kernel, rtol=1e-5, atol=1e-5
+        )
+        np.testing.assert_allclose(
+            jax.grad(compact)(kernel), jax.grad(dense)(kernel), rtol=1e-4, atol=1e-4
+        )

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxcage.ppo import features as F
 from jaxcage.ppo.loss import Minibatch, ppo_loss, ppo_loss_terms
 from jaxcage.ppo.networks import make_network
 
@@ -116,3 +117,19 @@ def test_network_shapes_and_initial_policy_near_uniform():
         assert float(probs.max()) < 2.0 / 145  # small head gain: nearly uniform at the start
         sizes = [params["params"][f"actor_{i}"]["kernel"].shape[1] for i in range(len(hidden))]
         assert tuple(sizes) == hidden
+
+
+def test_network_gives_the_same_outputs_on_compact_and_float_inputs():
+    feats = ("prev_action", "decoys", "time")
+    net = make_network(145, (64, 64), "tanh", feats)
+    memory = F.update_memory(F.init_memory(), jnp.ones(52, jnp.int32), jnp.int32(77))
+    obs = jnp.zeros(52, jnp.int32).at[3].set(1)
+    inp = jax.tree.map(lambda a: jnp.stack([a, a]), F.compact_input(obs, memory, feats))
+    inp = inp.replace(prev_action=jnp.array([77, -1], jnp.int32))
+    x = F.expand_input(inp, feats)
+    params = jax.jit(net.init)(jax.random.key(0), x)
+    # Same parameter tree as a plain Dense first layer: (input size, hidden) kernels.
+    assert params["params"]["actor_0"]["kernel"].shape == (F.input_size(feats), 64)
+    assert params["params"]["critic_0"]["kernel"].shape == (F.input_size(feats), 64)
+    for a, b in zip(jax.jit(net.apply)(params, inp), jax.jit(net.apply)(params, x), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -12,7 +12,7 @@ import pytest
 from jaxcage.evaluation import evaluate
 from jaxcage.ppo import checkpoint as ckpt
 from jaxcage.ppo.config import PPOConfig
-from jaxcage.ppo.features import init_memory, policy_input, update_memory
+from jaxcage.ppo.features import init_memory, input_size, policy_input, update_memory
 from jaxcage.ppo.logging import read_csv
 from jaxcage.ppo.networks import sample_action
 from jaxcage.ppo.probe_env import make_probe
@@ -145,7 +145,7 @@ def test_crash_during_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypa
 def _probe_setup(cfg: PPOConfig):
     env, base = make_probe(max_steps=cfg.max_steps)
     net = make_network_for(cfg)
-    params = jax.jit(net.init)(jax.random.key(0), jnp.zeros((1, 52 + 145)))
+    params = jax.jit(net.init)(jax.random.key(0), jnp.zeros((1, input_size(cfg.features))))
     ids = jnp.array([0, 2], jnp.int32)
     probs = jnp.array([0.5, 0.5], jnp.float32)
     envs = jax.jit(init_env_batch, static_argnums=(1, 3))(
@@ -167,7 +167,7 @@ def _probe_rollout(cfg: PPOConfig, steps: int = 25):
         params,
         envs,
         num_steps=steps,
-        features=("prev_action",),
+        features=cfg.features,
         reward_scale=0.1,
         treat_truncation_as_terminal=cfg.treat_truncation_as_terminal,
         red_ids=ids,
@@ -183,8 +183,7 @@ def test_rollout_matches_a_plain_step_by_step_loop():
     cfg = PPOConfig(num_envs=6, max_steps=5, features=("prev_action",), hidden_sizes=(8,))
     traj, _, _ = _probe_rollout(cfg, steps=12)
     env, net, params, envs, red_ids, red_probs = _probe_setup(cfg)
-    feats = ("prev_action",)
-    inputs = jax.jit(jax.vmap(lambda o, m: policy_input(o, m, feats)))
+    inputs = jax.jit(jax.vmap(lambda o, m: policy_input(o, m, cfg.features)))
     apply = jax.jit(net.apply)
     env_step = jax.jit(jax.vmap(env.step))
     obs, state, memory, env_params = envs.obs, envs.env_state, envs.memory, envs.env_params
@@ -223,11 +222,51 @@ def test_sample_action_is_the_categorical_distribution():
     np.testing.assert_allclose(freq, [0.5, 0.2, 0.0, 0.3], atol=0.005)  # ~4.5 standard errors
 
 
-def test_shuffled_indices_is_a_permutation():
-    perms = [np.asarray(shuffled_indices(jax.random.key(i), 1000)) for i in range(3)]
+def test_sample_action_over_145_actions_crosses_blocks_exactly():
+    """The two-level CDF search over the 145-action space (10 blocks of 16, the last one padded):
+    frequencies match, impossible actions (including whole blocks and the last action's
+    neighbours) are never drawn, and the last action can be."""
+    p = np.zeros(145)
+    p[[0, 15, 16, 17, 70, 143, 144]] = [0.1, 0.2, 0.05, 0.15, 0.2, 0.1, 0.2]
+    logits = jnp.log(jnp.asarray(p, jnp.float32))
+    actions = jax.jit(jax.vmap(sample_action, in_axes=(0, None)))(
+        jax.random.split(jax.random.key(3), 200_000), logits
+    )
+    freq = np.bincount(np.asarray(actions), minlength=145) / 200_000
+    assert np.all(freq[p == 0] == 0.0)
+    np.testing.assert_allclose(freq, p, atol=0.005)
+    # A batch of different distributions at once (the rollout's case).
+    many = jnp.log(jax.random.dirichlet(jax.random.key(4), jnp.ones(145), (3,)))
+    draws = jax.jit(jax.vmap(sample_action, in_axes=(0, None)))(
+        jax.random.split(jax.random.key(5), 100_000), many
+    )
+    for row in range(3):
+        freq = np.bincount(np.asarray(draws[:, row]), minlength=145) / 100_000
+        np.testing.assert_allclose(freq, np.exp(np.asarray(many[row])), atol=0.006)
+
+
+@pytest.mark.parametrize("n", [1, 2, 1000, 25_600, 70_000])
+def test_shuffled_indices_is_a_permutation(n):
+    perms = [np.asarray(shuffled_indices(jax.random.key(i), n)) for i in range(3)]
     for p in perms:
-        np.testing.assert_array_equal(np.sort(p), np.arange(1000))
-    assert not np.array_equal(perms[0], perms[1])
+        np.testing.assert_array_equal(np.sort(p), np.arange(n))
+    if n > 2:
+        assert not np.array_equal(perms[0], perms[1])
+
+
+def test_shuffled_indices_puts_every_element_anywhere_uniformly():
+    """Where elements land (and so which minibatch they join) is uniform: a chi-square test of
+    the positions of the first, a middle and the last element of 40 over 20,000 shuffles."""
+    perms = np.asarray(
+        jax.jit(jax.vmap(lambda k: shuffled_indices(k, 40)))(
+            jax.random.split(jax.random.key(9), 20_000)
+        )
+    )
+    for element in (0, 17, 39):
+        position = np.argmax(perms == element, axis=1)
+        counts = np.bincount(position, minlength=40)
+        chi2 = float(((counts - 500.0) ** 2 / 500.0).sum())
+        assert chi2 < 80.0, (element, chi2)  # 39 dof: P(chi2 > 80) < 1e-4
 
 
 def test_rollout_bootstraps_truncation_from_the_pre_reset_observation():

@@ -14,11 +14,11 @@ from flax import struct
 
 from jaxcage.actions import decode_blue_action
 from jaxcage.constants import NUM_HOSTS, BlueActionType, Host
+from jaxcage.dynamics.events import decoy_listeners
 from jaxcage.state import EnvState
 from jaxcage.topology import (
     DECOY_CHECK_PORT,
     DECOY_OS_OK,
-    DECOY_PORT_ONEHOT,
     RESTORE_COST_TENTHS,
     STATIC_PORT_USED,
 )
@@ -42,7 +42,7 @@ def port_in_use(state: EnvState) -> jax.Array:
     ephemeral ports and its SSH sessions only exist on hosts whose port 22 is already taken by a
     real sshd, so they never change the answer for a decoy port.
     """
-    return jnp.asarray(STATIC_PORT_USED) | ((state.decoys @ jnp.asarray(DECOY_PORT_ONEHOT)) > 0)
+    return jnp.asarray(STATIC_PORT_USED) | (decoy_listeners(state) > 0)
 
 
 def decoy_compatible(state: EnvState) -> jax.Array:

@@ -36,13 +36,23 @@ def no_events() -> Events:
     )
 
 
+def decoy_listeners(state: EnvState) -> jax.Array:
+    """(13, 13) int32: decoy processes listening per host and port class.
+
+    A broadcast sum rather than ``decoys @ DECOY_PORT_ONEHOT``: XLA:CPU runs a small int32 matmul
+    as a separate, unfused Eigen call (~3% of a training update at 200 envs); this fuses.
+    """
+    onehot = jnp.asarray(DECOY_PORT_ONEHOT)  # (8 kinds, 13 ports)
+    return jnp.sum(state.decoys[:, :, None] * onehot[None], axis=1)
+
+
 def listening_connections(state: EnvState) -> jax.Array:
     """(13, 13) int32: listening connections per host and port class (what a port scan reports).
 
     Original processes plus one connection per decoy. Red's shells and SSH sessions always carry a
     remote port, so scans never report them.
     """
-    return jnp.asarray(STATIC_LISTEN) + state.decoys @ jnp.asarray(DECOY_PORT_ONEHOT)
+    return jnp.asarray(STATIC_LISTEN) + decoy_listeners(state)
 
 
 def add_scan(events: Events, state: EnvState, target_mask: jax.Array) -> Events:

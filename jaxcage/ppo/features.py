@@ -88,18 +88,87 @@ def update_memory(memory: PolicyMemory, obs: jax.Array, action: jax.Array) -> Po
     )
 
 
+@struct.dataclass
+class PolicyInput:
+    """The policy input in compact form: what the trainer stores, shuffles and feeds the network.
+
+    ``expand_input`` turns it into the float vector ``policy_input`` returns; the network's first
+    layer takes either (``first_layer``). Compact because the float vector is mostly one-hot and
+    0/1 bits: storing those as bytes and the previous action as an index makes the trainer's
+    per-epoch minibatch gathers ~14x lighter, and the one-hot block's product with the first-layer
+    kernel becomes a row lookup instead of a (145 x hidden) matmul (BENCHMARKS.md).
+    """
+
+    bits: jax.Array  # (..., n) uint8 0/1: the observation, then each 0/1 feature in input order
+    prev_action: jax.Array  # (...,) int32, -1 before the episode's first action
+    time: jax.Array  # (...,) float32 steps taken in the episode / TIME_SCALE
+
+
+def compact_input(obs: jax.Array, memory: PolicyMemory, features: Sequence[str]) -> PolicyInput:
+    """The compact policy input for ``obs`` and ``memory`` (unbatched; vmap it)."""
+    bits = [jnp.asarray(obs).astype(jnp.uint8)]
+    for f in features:
+        if f not in FEATURE_SIZES:  # PPOConfig validates names; this guards direct callers.
+            raise ValueError(f"unknown feature {f!r}")
+        if f == "prev_obs":
+            bits.append(memory.prev_obs.astype(jnp.uint8))
+        elif f == "decoys":
+            bits.append(memory.decoys.reshape(-1).astype(jnp.uint8))
+    return PolicyInput(
+        bits=jnp.concatenate(bits, axis=-1),
+        prev_action=jnp.asarray(memory.prev_action, jnp.int32),
+        time=memory.time.astype(jnp.float32) / TIME_SCALE,
+    )
+
+
+def input_blocks(features: Sequence[str]) -> list[tuple[str, int, int]]:
+    """``(name, start, size)`` of every block of the float input vector, in order."""
+    blocks, start = [("obs", 0, OBS_SIZE)], OBS_SIZE
+    for f in features:
+        if f not in FEATURE_SIZES:
+            raise ValueError(f"unknown feature {f!r}")
+        blocks.append((f, start, FEATURE_SIZES[f]))
+        start += FEATURE_SIZES[f]
+    return blocks
+
+
+def expand_input(inp: PolicyInput, features: Sequence[str]) -> jax.Array:
+    """The float32 input vector of a compact input: the observation, then the features in order."""
+    parts, bit = [], 0
+    for name, _, size in input_blocks(features):
+        if name == "prev_action":
+            parts.append(jax.nn.one_hot(inp.prev_action, NUM_ACTIONS, dtype=jnp.float32))
+        elif name == "time":
+            parts.append(inp.time[..., None])
+        else:
+            parts.append(inp.bits[..., bit : bit + size].astype(jnp.float32))
+            bit += size
+    return jnp.concatenate(parts, axis=-1)
+
+
 def policy_input(obs: jax.Array, memory: PolicyMemory, features: Sequence[str]) -> jax.Array:
     """The float32 network input: ``obs`` followed by the selected features, in the given order."""
-    parts = [jnp.asarray(obs, dtype=jnp.float32)]
-    for f in features:
-        if f == "prev_action":
-            parts.append(jax.nn.one_hot(memory.prev_action, NUM_ACTIONS, dtype=jnp.float32))
-        elif f == "prev_obs":
-            parts.append(memory.prev_obs.astype(jnp.float32))
-        elif f == "decoys":
-            parts.append(memory.decoys.reshape(-1).astype(jnp.float32))
-        elif f == "time":
-            parts.append((memory.time.astype(jnp.float32) / TIME_SCALE)[None])
-        else:  # PPOConfig validates names; this guards direct callers.
-            raise ValueError(f"unknown feature {f!r}")
-    return jnp.concatenate(parts, axis=-1)
+    return expand_input(compact_input(obs, memory, features), features)
+
+
+def first_layer(inp: PolicyInput, kernel: jax.Array, features: Sequence[str]) -> jax.Array:
+    """``expand_input(inp, features) @ kernel``, without building the float vector.
+
+    The 0/1 blocks go through one matmul with their kernel rows; the one-hot previous action
+    selects its kernel row (no row before the first action, like the all-zero one-hot); the
+    time scales its row. Same parameters, same product, ~half the FLOPs of the default input.
+    """
+    bit_rows, out = [], None
+    for name, start, size in input_blocks(features):
+        if name == "prev_action":
+            rows = kernel[start : start + size]
+            valid = (inp.prev_action >= 0)[..., None]
+            term = jnp.where(valid, jnp.take(rows, jnp.maximum(inp.prev_action, 0), axis=0), 0.0)
+        elif name == "time":
+            term = inp.time[..., None] * kernel[start]
+        else:
+            bit_rows.append(kernel[start : start + size])
+            continue
+        out = term if out is None else out + term
+    dense = inp.bits.astype(kernel.dtype) @ jnp.concatenate(bit_rows, axis=0)
+    return dense if out is None else dense + out

@@ -18,7 +18,7 @@ from flax import struct
 class Minibatch:
     """One minibatch of flattened transitions (leading axis = samples)."""
 
-    inputs: jax.Array  # (B, input_size) float32 policy inputs
+    inputs: Any  # (B, ...) policy inputs: a float array or a compact ``PolicyInput``
     actions: jax.Array  # (B,) int32
     log_probs: jax.Array  # (B,) float32, behaviour policy log pi(a|s)
     values: jax.Array  # (B,) float32, behaviour value V(s) (for value clipping)

@@ -1,7 +1,8 @@
 """Experience collection: ``num_envs`` vmapped environments stepped ``num_steps`` times in a scan.
 
-Per step the policy acts on ``policy_input(obs, memory)``; the environment auto-resets; the value
-to bootstrap from is V(policy_input(final_obs, memory after the action)), i.e. the value of the
+Per step the policy acts on ``compact_input(obs, memory)`` (the compact form of ``policy_input``,
+so the network must have been made with the same ``features``); the environment auto-resets; the
+value to bootstrap from is V(input(final_obs, memory after the action)), i.e. the value of the
 pre-reset observation, which for a step that did not end an episode is simply V(s_{t+1}). When an
 env's episode ends, its policy memory resets and, for opponent mixtures, it draws a new red agent.
 Episode returns are accumulated unscaled so the metrics are CAGE2 scores.
@@ -17,7 +18,13 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxcage.ppo.features import PolicyMemory, init_memory, policy_input, update_memory
+from jaxcage.ppo.features import (
+    PolicyInput,
+    PolicyMemory,
+    compact_input,
+    init_memory,
+    update_memory,
+)
 from jaxcage.ppo.networks import sample_action
 
 # ``ActorCritic.apply``: (params, inputs) -> (logits, values).
@@ -39,7 +46,7 @@ class EnvBatch:
 class Transition:
     """One step of every env (a scan stacks these to (T, N, ...))."""
 
-    inputs: jax.Array  # (N, D) float32 policy input
+    inputs: PolicyInput  # (N, ...) compact policy input
     actions: jax.Array  # (N,) int32
     log_probs: jax.Array  # (N,) float32
     values: jax.Array  # (N,) float32 V(s_t)
@@ -111,7 +118,7 @@ def collect(
     Returns the env batch after the rollout and the time-major ``Transition`` (T, N, ...).
     """
     num_envs = envs.obs.shape[0]
-    batch_input = jax.vmap(lambda o, m: policy_input(o, m, features))
+    batch_input = jax.vmap(lambda o, m: compact_input(o, m, features))
     fresh_memory = _batch_memory(num_envs)
 
     def step(envs: EnvBatch, key: jax.Array) -> tuple[EnvBatch, Transition]:

@@ -10,8 +10,9 @@ Every benchmark script prints a table and writes one JSON document built from th
   ``repeats`` timed executions with ``jax.block_until_ready`` around each.
 * ``cyborg_steps_per_second(...)``: CybORG's single-process stepping rate (csle-cyborg,
   ``ChallengeWrapper``, random Blue) for a fixed wall-clock budget; ``add_cyborg_arguments``,
-  ``measure_cyborg``, ``attach_cyborg_ratios`` and ``cyborg_line`` wrap it for the scripts that
-  report a ratio against CybORG measured in the same run.
+  ``measure_cyborg``, ``bracket_cyborg`` (before and after the jaxcage timings),
+  ``attach_cyborg_ratios`` and ``cyborg_line`` wrap it for the scripts that report a ratio against
+  CybORG measured in the same run.
 * ``write_json`` / ``format_table``.
 
 Never forces a device: whatever ``jax.devices()`` returns is used and recorded.
@@ -357,15 +358,42 @@ def add_cyborg_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="write the JSON here (default: print it after the table)")
 
 
-def measure_cyborg(args: argparse.Namespace, red: str = "b_line", max_steps: int = 100) -> dict:
-    """CybORG's rate as ``args`` asks (``cyborg_steps_per_second``), or a ``skipped`` record."""
+def measure_cyborg(
+    args: argparse.Namespace, red: str = "b_line", max_steps: int = 100, share: float = 1.0
+) -> dict:
+    """CybORG's rate for ``share`` of ``--cyborg-seconds`` (``cyborg_steps_per_second``), or a
+    ``skipped`` record with ``--no-cyborg``."""
     if args.no_cyborg:
         return {"status": "skipped", "note": "--no-cyborg"}
-    log(f"CybORG ({red}, random Blue) for {args.cyborg_seconds:g} s ...")
-    cyborg = cyborg_steps_per_second(args.cyborg_seconds, red=red, max_steps=max_steps)
+    seconds = args.cyborg_seconds * share
+    log(f"CybORG ({red}, random Blue) for {seconds:g} s ...")
+    cyborg = cyborg_steps_per_second(seconds, red=red, max_steps=max_steps)
     if cyborg["status"] == "ok":
         log(f"  {cyborg['steps_per_s']:.1f} steps/s")
     return cyborg
+
+
+def bracket_cyborg(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """One CybORG record from measurements taken before and after the jaxcage cases.
+
+    This VM's speed drifts (up to ~30% within an hour), so CybORG is measured on both sides of
+    the jaxcage timings and the ratios use the pooled rate (all steps / all seconds); the two
+    rates are kept (``steps_per_s_before`` / ``_after``) to show how much the machine drifted.
+    """
+    ok = [r for r in (before, after) if r["status"] == "ok"]
+    if not ok:
+        return before
+    steps = sum(r["steps"] for r in ok)
+    seconds = sum(r["seconds"] for r in ok)
+    return {
+        **ok[0],
+        "steps": steps,
+        "episodes": sum(r["episodes"] for r in ok),
+        "seconds": seconds,
+        "steps_per_s": steps / seconds,
+        "steps_per_s_before": before.get("steps_per_s"),
+        "steps_per_s_after": after.get("steps_per_s"),
+    }
 
 
 def attach_cyborg_ratios(records: list[dict[str, Any]], cyborg: dict[str, Any]) -> None:
@@ -393,10 +421,16 @@ def cyborg_line(cyborg: dict[str, Any], what: str = "CybORG") -> str:
     """One summary line for a ``measure_cyborg`` record."""
     if cyborg["status"] != "ok":
         return f"CybORG: {cyborg['status']} ({cyborg.get('note', '')})"
-    return (
+    line = (
         f"{what} ({cyborg['source']}): {cyborg['steps_per_s']:.1f} steps/s "
         f"({cyborg['steps']} steps in {cyborg['seconds']:.1f} s)"
     )
+    if cyborg.get("steps_per_s_before") and cyborg.get("steps_per_s_after"):
+        line += (
+            f"; {cyborg['steps_per_s_before']:.1f} before and "
+            f"{cyborg['steps_per_s_after']:.1f} after the jaxcage timings"
+        )
+    return line
 
 
 def result_header(benchmark: str, args: argparse.Namespace, environment: dict) -> dict[str, Any]:

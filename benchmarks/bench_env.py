@@ -8,7 +8,8 @@ steady state: ``--repeats`` further calls, each closed by ``jax.block_until_read
 median is reported. Sizes whose program (per XLA's memory analysis) does not fit in free device
 memory are skipped with a note. In the same run, CybORG's single-process rate (csle-cyborg
 ``ChallengeWrapper``, same red agent, random Blue, resets included) is measured for
-``--cyborg-seconds`` of wall time, and the ratio jaxcage / CybORG is given per size and at the best.
+``--cyborg-seconds`` of wall time (half before, half after the jaxcage timings), and the ratio
+jaxcage / CybORG is given per size and at the best.
 
 Usage::
 
@@ -30,6 +31,7 @@ import jax.numpy as jnp
 from _common import (
     add_cyborg_arguments,
     attach_cyborg_ratios,
+    bracket_cyborg,
     cyborg_line,
     environment_info,
     fastest,
@@ -177,6 +179,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     environment = environment_info()
     log(f"jax {environment['jax']} on {environment['devices']} ({environment['cpu_count']} CPUs)")
 
+    red = "b_line" if args.red == "mixed" else args.red  # CybORG runs one red agent
+    cyborg_before = measure_cyborg(args, red=red, max_steps=args.max_steps, share=0.5)
     records: list[dict[str, Any]] = []
     best: tuple[float, int, tuple[Any, tuple[Any, ...]]] | None = None  # (steps/s, size, handle)
     for num_envs in args.num_envs:
@@ -201,8 +205,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     best = None
     gc.collect()
 
-    red = "b_line" if args.red == "mixed" else args.red
-    cyborg = measure_cyborg(args, red=red, max_steps=args.max_steps)
+    cyborg_after = measure_cyborg(args, red=red, max_steps=args.max_steps, share=0.5)
+    cyborg = bracket_cyborg(cyborg_before, cyborg_after)
     attach_cyborg_ratios(records, cyborg)
     result = {
         **result_header("env_throughput", args, environment),

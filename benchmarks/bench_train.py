@@ -18,9 +18,10 @@ Per case:
 Besides the ``--num-envs`` sweep it measures ``num_seeds`` > 1 (``--seeds`` at
 ``--seeds-num-envs``) and the named configs of ``--extra-configs`` at their own settings
 (default: ``guide``, the acceleration guide's 200 envs x 50 steps). In the same run, CybORG's
-single-process stepping rate (random Blue, B_line) is measured for ``--cyborg-seconds`` and each
-rate is divided by it: CybORG's raw stepping rate bounds any CybORG-based trainer from above
-(it would still have to run the network and the update).
+single-process stepping rate (random Blue, B_line) is measured for ``--cyborg-seconds`` (half
+before, half after the jaxcage timings) and each rate is divided by it: CybORG's raw stepping rate
+bounds any CybORG-based trainer from above (it would still have to run the network and the
+update).
 
 Usage::
 
@@ -44,6 +45,7 @@ import jax.numpy as jnp
 from _common import (
     add_cyborg_arguments,
     attach_cyborg_ratios,
+    bracket_cyborg,
     compile_ahead,
     cyborg_line,
     environment_info,
@@ -235,6 +237,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     environment = environment_info()
     log(f"jax {environment['jax']} on {environment['devices']} ({environment['cpu_count']} CPUs)")
 
+    cyborg_before = measure_cyborg(args, share=0.5)
     records: list[dict[str, Any]] = []
     for label, base, changes in cases(args):
         log(f"{label} {changes}: compiling and timing {args.repeats} calls ...")
@@ -250,7 +253,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             log(f"  skipped: {record['note']}")
         gc.collect()
 
-    cyborg = measure_cyborg(args)
+    cyborg = bracket_cyborg(cyborg_before, measure_cyborg(args, share=0.5))
     attach_cyborg_ratios(records, cyborg)
     ok = [r for r in records if r["status"] == "ok"]
     default_case = next(

@@ -33,3 +33,24 @@ def test_bench_env_smoke(tmp_path):
     assert record["mean_reward_per_step"] <= 0
     assert result["cyborg"]["status"] == "skipped"
     assert result["best"]["num_envs"] == 2 and result["best"]["ratio_vs_cyborg"] is None
+
+
+def test_cyborg_rate_is_pooled_from_before_and_after_the_jaxcage_timings():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        from _common import bracket_cyborg, cyborg_line
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+    def run(steps: int, seconds: float) -> dict:
+        return {"status": "ok", "source": "x", "steps": steps, "episodes": steps // 100,
+                "seconds": seconds, "steps_per_s": steps / seconds}  # fmt: skip
+
+    pooled = bracket_cyborg(run(3000, 5.0), run(2000, 5.0))
+    assert pooled["steps_per_s"] == 500.0 and pooled["steps"] == 5000
+    assert (pooled["steps_per_s_before"], pooled["steps_per_s_after"]) == (600.0, 400.0)
+    assert "600.0 before and 400.0 after" in cyborg_line(pooled)
+    # One side missing: the other alone; both missing: the 'skipped' record as it was.
+    assert bracket_cyborg({"status": "unavailable"}, run(2000, 5.0))["steps_per_s"] == 400.0
+    skipped = {"status": "skipped", "note": "--no-cyborg"}
+    assert bracket_cyborg(skipped, skipped) == skipped

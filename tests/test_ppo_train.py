@@ -245,7 +245,7 @@ def test_sample_action_over_145_actions_crosses_blocks_exactly():
         np.testing.assert_allclose(freq, np.exp(np.asarray(many[row])), atol=0.006)
 
 
-@pytest.mark.parametrize("n", [1, 2, 1000, 25_600, 70_000])
+@pytest.mark.parametrize("n", [1, 2, 1000, 25_600, 409_600, (1 << 20) + 1])
 def test_shuffled_indices_is_a_permutation(n):
     perms = [np.asarray(shuffled_indices(jax.random.key(i), n)) for i in range(3)]
     for p in perms:
@@ -267,6 +267,18 @@ def test_shuffled_indices_puts_every_element_anywhere_uniformly():
         counts = np.bincount(position, minlength=40)
         chi2 = float(((counts - 500.0) ** 2 / 500.0).sum())
         assert chi2 < 80.0, (element, chi2)  # 39 dof: P(chi2 > 80) < 1e-4
+
+
+def test_shuffled_indices_mixes_large_batches_with_many_tied_keys():
+    """2^20 samples leave 12 random bits per key (~256 elements share each value): each quarter
+    of the indices still lands evenly in each of 4 minibatches (binomial sd ~ 242 per cell)."""
+    n = 1 << 20
+    perm = np.asarray(shuffled_indices(jax.random.key(11), n))
+    minibatch = np.empty(n, np.int64)
+    minibatch[perm] = np.arange(n) // (n // 4)
+    counts = np.zeros((4, 4), np.int64)
+    np.add.at(counts, (np.arange(n) // (n // 4), minibatch), 1)
+    assert np.abs(counts - n // 16).max() < 5 * 242, counts
 
 
 def test_rollout_bootstraps_truncation_from_the_pre_reset_observation():

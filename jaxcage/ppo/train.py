@@ -121,11 +121,12 @@ def shuffled_indices(key: jax.Array, n: int) -> jax.Array:
     epoch), and ~10x faster than ``jax.random.permutation``'s two sorts. With ``b`` index bits,
     ``32 - b`` bits are random: elements with equal random bits (for the default batch, ~10% of
     them) come out in an order fixed by the relabelling (index XOR a random mask), which only
-    matters for the few that straddle a minibatch boundary. For batches above 2^16 samples (fewer
-    than 16 random bits) it sorts a (keys, indices) pair instead.
+    matters for those in the bucket of equal random bits that straddles a minibatch boundary
+    (about ``n / 2^(32 - b)`` elements per boundary: under 0.1% of the batch up to 2^20 samples).
+    Larger batches (fewer than 12 random bits) sort a (keys, indices) pair instead.
     """
     index_bits = max(1, (n - 1).bit_length())
-    if index_bits > 16:
+    if index_bits > 20:
         bits = jax.random.bits(key, (n,), dtype=jnp.uint32)
         return jax.lax.sort((bits, jax.lax.iota(jnp.int32, n)), num_keys=1, is_stable=False)[1]
     key_bits, key_mask = jax.random.split(key)

@@ -94,11 +94,8 @@ def rollout_program(cfg: PPOConfig) -> Any:
             key_roll, runner.train_state.params, runner.envs
         )
         # Everything the update would read, reduced so XLA cannot drop it.
-        checksum = (
-            advantages.sum() + returns.sum() + traj.inputs.time.sum() + traj.log_probs.sum()
-        ) + (traj.actions.sum() + traj.inputs.bits.sum() + traj.inputs.prev_action.sum()).astype(
-            jnp.float32
-        )
+        read = [advantages, returns, traj.log_probs, traj.actions, *jax.tree.leaves(traj.inputs)]
+        checksum = sum(x.sum().astype(jnp.float32) for x in read)
         return runner.replace(envs=envs, key=key), checksum
 
     return jax.jit(jax.vmap(rollout), donate_argnums=0)

@@ -106,14 +106,13 @@ class PolicyInput:
 
 def compact_input(obs: jax.Array, memory: PolicyMemory, features: Sequence[str]) -> PolicyInput:
     """The compact policy input for ``obs`` and ``memory`` (unbatched; vmap it)."""
-    bits = [jnp.asarray(obs).astype(jnp.uint8)]
-    for f in features:
-        if f not in FEATURE_SIZES:  # PPOConfig validates names; this guards direct callers.
-            raise ValueError(f"unknown feature {f!r}")
-        if f == "prev_obs":
-            bits.append(memory.prev_obs.astype(jnp.uint8))
-        elif f == "decoys":
-            bits.append(memory.decoys.reshape(-1).astype(jnp.uint8))
+    # The 0/1 blocks, in input order; the other blocks (prev_action, time) have their own fields.
+    sources = {"obs": obs, "prev_obs": memory.prev_obs, "decoys": memory.decoys.reshape(-1)}
+    bits = [
+        jnp.asarray(sources[name]).astype(jnp.uint8)
+        for name, _, _ in input_blocks(features)
+        if name in sources
+    ]
     return PolicyInput(
         bits=jnp.concatenate(bits, axis=-1),
         prev_action=jnp.asarray(memory.prev_action, jnp.int32),
@@ -125,7 +124,7 @@ def input_blocks(features: Sequence[str]) -> list[tuple[str, int, int]]:
     """``(name, start, size)`` of every block of the float input vector, in order."""
     blocks, start = [("obs", 0, OBS_SIZE)], OBS_SIZE
     for f in features:
-        if f not in FEATURE_SIZES:
+        if f not in FEATURE_SIZES:  # PPOConfig validates names; this guards direct callers.
             raise ValueError(f"unknown feature {f!r}")
         blocks.append((f, start, FEATURE_SIZES[f]))
         start += FEATURE_SIZES[f]

@@ -13,12 +13,14 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from jaxcage.ppo.features import PolicyInput
+
 
 @struct.dataclass
 class Minibatch:
     """One minibatch of flattened transitions (leading axis = samples)."""
 
-    inputs: Any  # (B, ...) policy inputs: a float array or a compact ``PolicyInput``
+    inputs: jax.Array | PolicyInput  # (B, ...) float input vectors or compact inputs
     actions: jax.Array  # (B,) int32
     log_probs: jax.Array  # (B,) float32, behaviour policy log pi(a|s)
     values: jax.Array  # (B,) float32, behaviour value V(s) (for value clipping)
@@ -76,7 +78,7 @@ def ppo_loss_terms(
 
 def ppo_loss(
     params: Any,
-    apply_fn: Callable[[Any, jax.Array], tuple[jax.Array, jax.Array]],
+    apply_fn: Callable[[Any, jax.Array | PolicyInput], tuple[jax.Array, jax.Array]],
     batch: Minibatch,
     **coefs: Any,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:

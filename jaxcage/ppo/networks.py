@@ -89,6 +89,10 @@ def make_network(
     )
 
 
+# Actions per block of ``sample_action``'s two-level CDF search (145 actions: 10 blocks).
+_BLOCK = 16
+
+
 def sample_action(key: jax.Array, logits: jax.Array) -> jax.Array:
     """Draw actions from ``Categorical(logits)`` (last axis) by inverting the CDF, in two levels.
 
@@ -115,6 +119,3 @@ def sample_action(key: jax.Array, logits: jax.Array) -> jax.Array:
     inside = jnp.take_along_axis(w, block[..., None, None], axis=-2)[..., 0, :]
     offset = jnp.minimum(jnp.sum(before + jnp.cumsum(inside, axis=-1) <= u, axis=-1), _BLOCK - 1)
     return jnp.minimum(block * _BLOCK + offset, n - 1).astype(jnp.int32)
-
-
-_BLOCK = 16

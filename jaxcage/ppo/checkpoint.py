@@ -7,6 +7,15 @@ config, progress and wall time. One file, written to a temporary name, flushed, 
 
 Leaves are restored into a *template* pytree (``jax.eval_shape`` of the trainer's init), so the
 file needs no pickled Python objects; typed PRNG keys are stored as their raw key data.
+
+The file holds the *global* state (every seed, every env), whatever the devices and processes that
+wrote it: a sharded run gathers its arrays to the host before saving, and a resume places them with
+the resuming run's shardings (``jaxcage.sharding.put``), so a run checkpointed on 4 devices resumes
+on 1 or 2 and the other way round. Orbax's sharded checkpoints were measured against this: see
+BENCHMARKS.md ("Scale-out"); the state is a few MB, so one gathered file is simpler and faster.
+
+A file that is truncated, corrupt, or from an incompatible config raises ``ValueError`` naming the
+file and what is wrong.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ import dataclasses
 import io
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any, cast
 
@@ -22,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcage.ppo.config import PPOConfig, from_dict
+from jaxcage.ppo.config import PLACEMENT_FIELDS, PPOConfig, from_dict
 
 CHECKPOINT_NAME = "checkpoint.npz"
 FORMAT_VERSION = 1
@@ -37,6 +47,7 @@ class Checkpoint:
     update: int  # updates completed
     wall_time: float  # seconds of training so far (all sessions)
     metrics: dict[str, np.ndarray]  # history, each (num_seeds, update)
+    placement: dict[str, int] | None = None  # {"devices": D, "processes": P} of the writer
 
 
 def _is_key(x: Any) -> bool:
@@ -64,6 +75,7 @@ def save(path: str | Path, checkpoint: Checkpoint) -> None:
         "wall_time": float(checkpoint.wall_time),
         "num_leaves": len(leaves),
         "key_impls": key_impls,
+        "placement": checkpoint.placement,
     }
     arrays["__header__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
 
@@ -87,16 +99,58 @@ def save(path: str | Path, checkpoint: Checkpoint) -> None:
         pass
 
 
+# What a truncated or corrupt ``.npz`` raises from ``np.load`` / member reads.
+_UNREADABLE = (zipfile.BadZipFile, EOFError, OSError, KeyError, UnicodeDecodeError, ValueError)
+
+
+def _unreadable(path: Path, e: BaseException) -> ValueError:
+    return ValueError(
+        f"{path}: not a readable checkpoint, the file is truncated or corrupt "
+        f"({type(e).__name__}: {e}); restore a good copy or start the run afresh"
+    )
+
+
 def read_header(path: str | Path) -> dict[str, Any]:
     """The JSON header (config dict, progress) of a checkpoint, without loading arrays."""
     path = _existing(path)
-    with np.load(path) as z:
-        return json.loads(bytes(z["__header__"]).decode())
+    try:
+        with np.load(path) as z:
+            return json.loads(bytes(z["__header__"]).decode())
+    except _UNREADABLE as e:
+        raise _unreadable(path, e) from e
 
 
 def load_config(path: str | Path) -> PPOConfig:
     """The config a checkpoint was written with."""
-    return from_dict(read_header(path)["config"])
+    header = read_header(path)
+    try:
+        return from_dict(header["config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(
+            f"{_existing(path)}: the checkpoint's config is not valid here: {e}"
+        ) from e
+
+
+def without_placement(cfg: PPOConfig) -> PPOConfig:
+    """``cfg`` with the placement fields (devices, processes) at their defaults."""
+    defaults = {f: PPOConfig.__dataclass_fields__[f].default for f in PLACEMENT_FIELDS}
+    return dataclasses.replace(cfg, **defaults)
+
+
+def check_compatible(path: str | Path, saved: PPOConfig, cfg: PPOConfig) -> None:
+    """Raise ``ValueError`` naming ``path`` and the differing fields unless ``cfg`` continues the
+    run ``saved`` describes (placement fields may differ: a run resumes on other devices)."""
+    a, b = without_placement(saved), without_placement(cfg)
+    if a != b:
+        diff = [
+            f"{f.name}: {getattr(a, f.name)!r} -> {getattr(b, f.name)!r}"
+            for f in dataclasses.fields(a)
+            if getattr(a, f.name) != getattr(b, f.name)
+        ]
+        raise ValueError(
+            f"{path}: the checkpoint was written with a different config; differing fields: "
+            + "; ".join(diff)
+        )
 
 
 def load(path: str | Path, template: Any) -> Checkpoint:
@@ -107,6 +161,15 @@ def load(path: str | Path, template: Any) -> Checkpoint:
         ValueError: the file does not match the template (other config / code version).
     """
     path = _existing(path)
+    try:
+        return _load(path, template)
+    except _UNREADABLE as e:
+        if isinstance(e, ValueError) and str(e).startswith(str(path)):
+            raise  # already says what is wrong with which file
+        raise _unreadable(path, e) from e
+
+
+def _load(path: Path, template: Any) -> Checkpoint:
     with np.load(path) as z:
         header = json.loads(bytes(z["__header__"]).decode())
         if header.get("format") != FORMAT_VERSION:
@@ -138,6 +201,7 @@ def load(path: str | Path, template: Any) -> Checkpoint:
         update=int(header["update"]),
         wall_time=float(header["wall_time"]),
         metrics=metrics,
+        placement=header.get("placement"),
     )
 
 

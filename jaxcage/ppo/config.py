@@ -28,6 +28,10 @@ ACTIVATIONS: tuple[str, ...] = ("tanh", "relu")
 # Extra policy inputs a CybORG blue agent can compute from its own history (see features.py).
 FEATURES: tuple[str, ...] = ("prev_action", "prev_obs", "decoys", "time")
 
+# Fields that say where a run executes (devices, processes), not what it computes: a checkpoint
+# resumes under other values of these, and they are taken from the resuming command.
+PLACEMENT_FIELDS: tuple[str, ...] = ("num_devices", "coordinator", "num_processes", "process_id")
+
 _RED_ALIASES = {"bline": "b_line", "b-line": "b_line", "redmeander": "meander"}
 
 
@@ -83,6 +87,12 @@ class PPOConfig:
     updates_per_chunk: int = 20  # updates per compiled call; host logs/checkpoints in between
     checkpoint_every: int = 100  # updates; a checkpoint is also written at the end
     tensorboard: bool = False  # also write TensorBoard events (if a writer is installed)
+
+    # --- placement (host side: where the run executes, not what it computes; jaxcage/sharding.py)
+    num_devices: int | None = None  # devices to train on; None: every device JAX sees
+    coordinator: str | None = None  # jax.distributed coordinator HOST:PORT (multi-process runs)
+    num_processes: int | None = None
+    process_id: int | None = None
 
     def __post_init__(self) -> None:
         # Normalise list-valued fields (YAML gives lists) so the config stays hashable.
@@ -148,6 +158,10 @@ class PPOConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        for name, low in (("num_devices", 1), ("num_processes", 1), ("process_id", 0)):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < low):
+                raise ValueError(f"{name} must be an integer >= {low} (or unset), got {v!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         if not self.red_agents:

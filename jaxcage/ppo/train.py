@@ -11,7 +11,10 @@ Three layers, PureJaxRL style:
   boundaries are multiples of ``chunk_size(cfg)`` counted from update 0, so a resumed run executes
   exactly the same compiled programs on exactly the same states as an uninterrupted one.
 
-Nothing here picks a device: the same code runs on whatever backend JAX defaults to.
+The pure layers pick no device. The host loop places the run with ``jaxcage.sharding``: seeds
+split over the devices, or (when they don't divide) one policy's envs and minibatches split with
+the gradient all-reduced every minibatch step; the compiled program is the one a single device
+runs on the global arrays, so the device count changes speed, never semantics.
 """
 
 from __future__ import annotations
@@ -30,11 +33,12 @@ import optax
 from flax import struct
 from flax.training.train_state import TrainState
 
+from jaxcage import sharding as shd
 from jaxcage.constants import NUM_BLUE_ACTIONS
 from jaxcage.env import make as make_cage_env
 from jaxcage.ppo import checkpoint as ckpt
 from jaxcage.ppo import logging as plog
-from jaxcage.ppo.config import RED_AGENTS, PPOConfig
+from jaxcage.ppo.config import PLACEMENT_FIELDS, RED_AGENTS, PPOConfig
 from jaxcage.ppo.features import input_size
 from jaxcage.ppo.gae import compute_gae
 from jaxcage.ppo.loss import Minibatch, ppo_loss
@@ -177,9 +181,12 @@ def make_rollout(
 
 
 def make_update(
-    cfg: PPOConfig, env: EnvSpec | None = None
+    cfg: PPOConfig, env: EnvSpec | None = None, constrain: Callable[[Any], Any] | None = None
 ) -> Callable[[RunnerState], tuple[RunnerState, Metrics]]:
-    """``update(runner) -> (runner, metrics)``: one rollout and K epochs of minibatch updates."""
+    """``update(runner) -> (runner, metrics)``: one rollout and K epochs of minibatch updates.
+
+    ``constrain`` (``Placement.constrain_minibatches``) pins where each epoch's minibatches live;
+    it changes the placement of the computation, never its result."""
     rollout = make_rollout(cfg, env)
     network = make_network_for(cfg)
     loss_coefs = {
@@ -202,6 +209,8 @@ def make_update(
             lambda x: x[perm].reshape(cfg.num_minibatches, cfg.minibatch_size, *x.shape[1:]),
             batch,
         )
+        if constrain is not None:
+            mbs = constrain(mbs)
         return jax.lax.scan(minibatch_step, ts, mbs)
 
     def update(runner: RunnerState) -> tuple[RunnerState, Metrics]:
@@ -258,10 +267,13 @@ def _rollout_metrics(cfg: PPOConfig, traj: Any, returns: jax.Array) -> Metrics:
 
 
 def make_chunk(
-    cfg: PPOConfig, num_updates: int, env: EnvSpec | None = None
+    cfg: PPOConfig,
+    num_updates: int,
+    env: EnvSpec | None = None,
+    constrain: Callable[[Any], Any] | None = None,
 ) -> Callable[[RunnerState], tuple[RunnerState, Metrics]]:
     """``chunk(runner) -> (runner, metrics with a leading (num_updates,) axis)`` (one seed)."""
-    update = make_update(cfg, env)
+    update = make_update(cfg, env, constrain)
 
     def chunk(runner: RunnerState) -> tuple[RunnerState, Metrics]:
         return jax.lax.scan(lambda r, _: update(r), runner, None, length=num_updates)
@@ -317,6 +329,8 @@ class TrainResult:
         compile_time: seconds spent compiling (this process).
         env_steps: environment steps taken, summed over seeds.
         out_dir: run directory, if any.
+        num_devices: devices the (last session of the) run used.
+        num_processes: processes the (last session of the) run used.
     """
 
     config: PPOConfig
@@ -326,6 +340,8 @@ class TrainResult:
     compile_time: float
     env_steps: int
     out_dir: Path | None = None
+    num_devices: int = 1
+    num_processes: int = 1
 
     def seed_params(self, index: int) -> Any:
         """The params of one seed."""
@@ -344,8 +360,164 @@ class TrainResult:
         return int(np.argmax(score))
 
 
-def _host(tree: Any) -> Any:
-    return jax.device_get(tree)
+def place(cfg: PPOConfig) -> shd.Placement:
+    """Start ``jax.distributed`` if the config (or a detected cluster) asks for it, then choose
+    and validate where the run's arrays live (before anything is compiled)."""
+    shd.initialize(cfg.coordinator, cfg.num_processes, cfg.process_id)
+    return shd.plan(
+        num_seeds=cfg.num_seeds,
+        num_envs=cfg.num_envs,
+        minibatch_size=cfg.minibatch_size,
+        num_devices=cfg.num_devices,
+    )
+
+
+def runner_shardings(placement: shd.Placement, runner: Any) -> Any:
+    """A ``RunnerState``-shaped tree of shardings: envs split by seed or env, the rest by seed
+    (seeds layout) or replicated (envs layout: one policy's params and Adam state everywhere)."""
+    seeds, envs = placement.seeds_sharding(), placement.envs_sharding()
+    return runner.replace(
+        train_state=jax.tree.map(lambda _: seeds, runner.train_state),
+        envs=jax.tree.map(lambda _: envs, runner.envs),
+        key=seeds,
+        update=seeds,
+    )
+
+
+def make_placed_init(
+    cfg: PPOConfig, placement: shd.Placement, env: EnvSpec | None = None
+) -> Callable[[], RunnerState]:
+    """``init() -> runner``: every seed's initial state, created in place on the mesh (each
+    process computes its own blocks; no host array is transferred)."""
+    init = jax.vmap(make_init(cfg, env))
+    template = jax.eval_shape(lambda: init(seed_keys(cfg)))
+    treedef = jax.tree.structure(template)
+    # Flat leaves in and out: the optimiser's closures in the tree differ between traces.
+    program = jax.jit(
+        lambda: jax.tree.leaves(init(seed_keys(cfg))),
+        out_shardings=jax.tree.leaves(runner_shardings(placement, template)),
+    )
+    return lambda: jax.tree.unflatten(treedef, program())
+
+
+def compile_chunk(
+    cfg: PPOConfig,
+    placement: shd.Placement,
+    num_updates: int,
+    runner: RunnerState,
+    env: EnvSpec | None = None,
+) -> Any:
+    """The compiled, seed-vmapped chunk of ``num_updates`` updates for ``runner``'s placement
+    (runner donated; metrics replicated, so every process can read them)."""
+    shardings = runner_shardings(placement, runner)
+    chunk = make_chunk(cfg, num_updates, env, constrain=placement.constrain_minibatches)
+    return (
+        jax.jit(
+            jax.vmap(chunk),
+            in_shardings=(shardings,),
+            out_shardings=(shardings, placement.replicated),
+            donate_argnums=0,
+        )
+        .lower(runner)
+        .compile()
+    )
+
+
+@dataclasses.dataclass
+class _Progress:
+    """What a (resumed) session starts from."""
+
+    runner: Any
+    done_updates: int = 0
+    wall_offset: float = 0.0
+    history: dict[str, list[np.ndarray]] = dataclasses.field(default_factory=dict)
+
+
+def _start(
+    cfg: PPOConfig, placement: shd.Placement, out: Path | None, resume: bool, env: EnvSpec | None
+) -> _Progress:
+    """Fresh initial state, or the checkpoint in ``out`` placed on this run's devices."""
+    init = _cached(
+        ("init", _program_key(cfg), placement.key, _env_key(env)),
+        env,
+        lambda: make_placed_init(cfg, placement, env),
+    )
+    if not resume:
+        return _Progress(runner=init())
+    if out is None:
+        raise ValueError("resume=True needs out_dir")
+    path = out / ckpt.CHECKPOINT_NAME
+    template = jax.eval_shape(jax.vmap(make_init(cfg, env)), seed_keys(cfg))
+    saved = ckpt.load(path, template)
+    ckpt.check_compatible(path, saved.config, cfg)
+    return _Progress(
+        runner=shd.put(saved.runner, runner_shardings(placement, saved.runner)),
+        done_updates=saved.update,
+        wall_offset=saved.wall_time,
+        history={k: [v] for k, v in saved.metrics.items()},
+    )
+
+
+class _RunLog:
+    """The run's artefacts (config, CSV, TensorBoard, checkpoints, curve, progress lines),
+    written by one process only (``jaxcage.sharding.is_writer``)."""
+
+    def __init__(self, cfg: PPOConfig, out: Path | None, progress: _Progress, verbose: bool):
+        self.cfg, self.history = cfg, progress.history
+        self.writer = shd.is_writer()
+        self.out = out if self.writer else None
+        self.verbose = verbose and self.writer
+        self.csv = self.tb = None
+        if self.out is not None:
+            self.out.mkdir(parents=True, exist_ok=True)
+            plog.write_config(self.out / "config.yaml", cfg)
+            self.csv = plog.CsvLogger(self.out / "metrics.csv")
+            # Rewrite from the checkpointed history: rows logged after the last checkpoint of a
+            # killed run are dropped here and recomputed, so none is lost or counted twice.
+            self.csv.reset(_concat(self.history))
+            if cfg.tensorboard:
+                self.tb = plog.TensorBoardLogger(self.out / "tb")
+
+    def say(self, text: str) -> None:
+        if self.verbose:
+            print(text, flush=True)
+
+    def append(self, rows: dict[str, np.ndarray], done_updates: int, elapsed: float) -> None:
+        for k, v in rows.items():
+            self.history.setdefault(k, []).append(v)
+        if self.csv is not None:
+            self.csv.append(rows)
+        if self.tb is not None:
+            self.tb.write(rows)
+        self.say(plog.progress_line(self.cfg, rows, done_updates, elapsed))
+
+    def checkpoint(
+        self, placement: shd.Placement, runner: Any, done_updates: int, wall_time: float
+    ) -> None:
+        host_runner = shd.fetch(runner)  # collective: every process gathers, one writes
+        if self.out is not None:
+            ckpt.save(
+                self.out / ckpt.CHECKPOINT_NAME,
+                ckpt.Checkpoint(
+                    config=self.cfg,
+                    runner=host_runner,
+                    update=done_updates,
+                    wall_time=wall_time,
+                    metrics=_concat(self.history),
+                    placement={
+                        "devices": placement.num_devices,
+                        "processes": placement.num_processes,
+                    },
+                ),
+            )
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+        if self.out is not None and self.history:
+            plog.plot_learning_curve(
+                self.out / "learning_curve.png", _concat(self.history), self.cfg
+            )
 
 
 def train(
@@ -360,12 +532,19 @@ def train(
 ) -> TrainResult:
     """Train ``cfg.num_seeds`` seeds of PPO and return the result.
 
+    Runs on every device JAX sees (``cfg.num_devices`` to use fewer) and, with
+    ``cfg.coordinator``/``num_processes``/``process_id`` or inside a SLURM/Open MPI job, on every
+    process of a ``jax.distributed`` run (each process calls ``train`` with the same config; the
+    first one writes the run directory). See ``jaxcage.sharding`` for what is split.
+
     Args:
         cfg: the configuration.
         out_dir: run directory for ``config.yaml``, ``metrics.csv``, ``checkpoint.npz``,
             ``learning_curve.png`` (and TensorBoard events); None keeps everything in memory.
-        resume: continue from ``out_dir/checkpoint.npz`` (raises ``FileNotFoundError`` if absent).
-        verbose: print a progress line after every chunk.
+        resume: continue from ``out_dir/checkpoint.npz`` (raises ``FileNotFoundError`` if absent),
+            on any number of devices and processes.
+        verbose: print the placement (``devices: D (processes: P)``) and a progress line after
+            every chunk.
         profile: report compile / device / host time split, and write a JAX profiler trace of
             the second chunk to ``out_dir/profile`` (if the profiler is available).
         env: inject an environment ``(env, base_params)`` instead of ``jaxcage.make`` (tests).
@@ -373,144 +552,85 @@ def train(
             process had been killed there; used by the resume tests.
     """
     t_start = time.perf_counter()
+    placement = place(cfg)
     out = Path(out_dir) if out_dir is not None else None
-    keys = seed_keys(cfg)
-    init = _cached(
-        ("init", _program_key(cfg), _env_key(env)),
-        env,
-        lambda: jax.jit(jax.vmap(make_init(cfg, env))),
-    )
-    template = jax.eval_shape(init, keys)
+    progress = _start(cfg, placement, out, resume, env)
+    log = _RunLog(cfg, out, progress, verbose)
+    log.say(placement.describe())
+    runner, done_updates = progress.runner, progress.done_updates
 
-    history: dict[str, list[np.ndarray]] = {}
-    wall_offset = 0.0
-    if resume:
-        if out is None:
-            raise ValueError("resume=True needs out_dir")
-        saved = ckpt.load(out / ckpt.CHECKPOINT_NAME, template)
-        if saved.config != cfg:
-            raise ValueError(
-                "the checkpoint was written with a different config; differing fields: "
-                + ", ".join(plog.config_diff(saved.config, cfg))
-            )
-        runner = jax.device_put(saved.runner)
-        history = {k: [v] for k, v in saved.metrics.items()}
-        wall_offset = saved.wall_time
-        done_updates = saved.update
-    else:
-        runner = init(keys)
-        done_updates = 0
-
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        plog.write_config(out / "config.yaml", cfg)
-    csv = plog.CsvLogger(out / "metrics.csv") if out is not None else None
-    if csv is not None:
-        # Rewrite from the checkpointed history: rows logged after the last checkpoint of a
-        # killed run are dropped here and recomputed, so none is lost or counted twice.
-        csv.reset(_concat(history))
-    tb = plog.TensorBoardLogger(out / "tb") if (out is not None and cfg.tensorboard) else None
-
-    # Compile the chunk programs ahead of time so steps/s excludes compilation.
-    t_compile = time.perf_counter()
+    compile_time = 0.0
     compiled: dict[int, Any] = {}
 
-    def get_chunk(n: int) -> Any:
+    def get_chunk(n: int) -> Any:  # compiled ahead, so steps/s excludes compilation
+        nonlocal compile_time
+        t = time.perf_counter()
         if n not in compiled:
             compiled[n] = _cached(
-                ("chunk", n, _program_key(cfg), _env_key(env)),
+                ("chunk", n, _program_key(cfg), placement.key, _env_key(env)),
                 env,
-                lambda: (
-                    jax.jit(jax.vmap(make_chunk(cfg, n, env)), donate_argnums=0)
-                    .lower(runner)
-                    .compile()
-                ),
+                lambda: compile_chunk(cfg, placement, n, runner, env),
             )
+        compile_time += time.perf_counter() - t
         return compiled[n]
 
     per_chunk = chunk_size(cfg)
-    remaining = cfg.num_updates - done_updates
-    if remaining > 0:
-        get_chunk(min(per_chunk, remaining))
-    compile_time = time.perf_counter() - t_compile
-    if verbose:
-        print(
-            f"compiled in {compile_time:.1f}s: {cfg.num_seeds} seed(s) x {cfg.num_envs} envs x "
-            f"{cfg.num_steps} steps per update, {cfg.num_updates} updates "
-            f"({cfg.env_steps_per_seed:,} env steps per seed)",
-            flush=True,
-        )
+    if done_updates < cfg.num_updates:
+        get_chunk(min(per_chunk, cfg.num_updates - done_updates))
+    log.say(
+        f"compiled in {compile_time:.1f}s: {cfg.num_seeds} seed(s) x {cfg.num_envs} envs x "
+        f"{cfg.num_steps} steps per update, {cfg.num_updates} updates "
+        f"({cfg.env_steps_per_seed:,} env steps per seed)"
+    )
 
-    profile_stats = {"device": 0.0, "host": 0.0}
+    device_time = host_time = 0.0
     next_ckpt = (done_updates // cfg.checkpoint_every + 1) * cfg.checkpoint_every
     while done_updates < cfg.num_updates:
         n = min(per_chunk, cfg.num_updates - done_updates)
-        t_compile2 = time.perf_counter()
         fn = get_chunk(n)  # compiles only for a shorter last chunk
-        compile_time += time.perf_counter() - t_compile2
-        trace_this = profile and out is not None and done_updates == per_chunk
+        trace = out / "profile" if profile and out and done_updates == per_chunk else None
         t0 = time.perf_counter()
-        with plog.maybe_trace(out / "profile" if trace_this and out else None):
+        with plog.maybe_trace(trace if log.writer else None):
             runner, m = fn(runner)
-            m = _host(m)
+            m = shd.fetch(m)
         t1 = time.perf_counter()
         done_updates += n
-        rows = _chunk_rows(cfg, m, done_updates, n, wall_offset + t0 - t_start, t1 - t0)
-        for k, v in rows.items():
-            history.setdefault(k, []).append(v)
-        if csv is not None:
-            csv.append(rows)
-        if tb is not None:
-            tb.write(rows)
-        if verbose:
-            print(
-                plog.progress_line(cfg, rows, done_updates, wall_offset + t1 - t_start), flush=True
-            )
+        elapsed = progress.wall_offset + t1 - t_start
+        log.append(
+            _chunk_rows(cfg, m, done_updates, n, elapsed - (t1 - t0), t1 - t0),
+            done_updates,
+            elapsed,
+        )
         stop = stop_after_updates is not None and done_updates >= stop_after_updates
         if out is not None and (
             done_updates >= next_ckpt or done_updates == cfg.num_updates or stop
         ):
-            ckpt.save(
-                out / ckpt.CHECKPOINT_NAME,
-                ckpt.Checkpoint(
-                    config=cfg,
-                    runner=_host(runner),
-                    update=done_updates,
-                    wall_time=wall_offset + time.perf_counter() - t_start,
-                    metrics=_concat(history),
-                ),
-            )
-            while next_ckpt <= done_updates:
-                next_ckpt += cfg.checkpoint_every
-        profile_stats["device"] += t1 - t0
-        profile_stats["host"] += time.perf_counter() - t1
+            wall = progress.wall_offset + time.perf_counter() - t_start
+            log.checkpoint(placement, runner, done_updates, wall)
+            next_ckpt = (done_updates // cfg.checkpoint_every + 1) * cfg.checkpoint_every
+        device_time, host_time = device_time + t1 - t0, host_time + time.perf_counter() - t1
         if stop:
             break
 
-    wall_time = wall_offset + time.perf_counter() - t_start
-    metrics = _concat(history)
-    runner_host = _host(runner)
-    result = TrainResult(
+    wall_time = progress.wall_offset + time.perf_counter() - t_start
+    params = shd.fetch(runner.train_state.params)
+    log.close()
+    if profile:
+        log.say(
+            f"profile: compile {compile_time:.1f}s, device (chunks) {device_time:.1f}s, "
+            f"host (logging/checkpoints) {host_time:.2f}s, total {wall_time:.1f}s"
+        )
+    return TrainResult(
         config=cfg,
-        params=runner_host.train_state.params,
-        metrics=metrics,
+        params=params,
+        metrics=_concat(log.history),
         wall_time=wall_time,
         compile_time=compile_time,
         env_steps=int(done_updates * cfg.batch_size * cfg.num_seeds),
         out_dir=out,
+        num_devices=placement.num_devices,
+        num_processes=placement.num_processes,
     )
-    if tb is not None:
-        tb.close()
-    if out is not None and metrics:
-        plog.plot_learning_curve(out / "learning_curve.png", metrics, cfg)
-    if profile:
-        print(
-            f"profile: compile {compile_time:.1f}s, "
-            f"device (chunks) {profile_stats['device']:.1f}s, "
-            f"host (logging/checkpoints) {profile_stats['host']:.2f}s, total {wall_time:.1f}s",
-            flush=True,
-        )
-    return result
 
 
 # Compiled programs of this process, so calling ``train`` again with the same config (a resume,
@@ -518,7 +638,8 @@ def train(
 _PROGRAM_CACHE: dict[tuple[Any, ...], tuple[Any, Any]] = {}
 _PROGRAM_CACHE_SIZE = 8
 # Fields that only steer the host loop: they don't change the compiled update.
-_HOST_ONLY_FIELDS = ("updates_per_chunk", "checkpoint_every", "tensorboard")
+# Placement fields are keyed separately (``Placement.key``).
+_HOST_ONLY_FIELDS = ("updates_per_chunk", "checkpoint_every", "tensorboard", *PLACEMENT_FIELDS)
 
 
 def _program_key(cfg: PPOConfig) -> PPOConfig:

@@ -29,7 +29,8 @@ Usage::
     python benchmarks/bench_train.py --num-envs 4096 16384 65536 --seeds --extra-configs
     python benchmarks/bench_train.py --num-envs 64 --min-steps-per-call 1 --repeats 1 --no-cyborg
 
-Runs unchanged on CPU or GPU: the default JAX device is used and recorded, never forced.
+Runs unchanged on CPU or GPU, on every device JAX sees, placed as the trainer places them
+(``jaxcage.sharding``; recorded as ``placement``); ``--set num_devices=1`` measures one device.
 """
 
 from __future__ import annotations
@@ -61,8 +62,9 @@ from _common import (
     rss_bytes,
 )
 
+from jaxcage import sharding as shd
 from jaxcage.ppo.config import PPOConfig, load_config, parse_override
-from jaxcage.ppo.train import make_chunk, make_init, seed_keys
+from jaxcage.ppo.train import make_chunk, make_init, place, runner_shardings, seed_keys
 
 DEFAULT_NUM_ENVS = (64, 256, 1024, 4096, 16384)
 
@@ -127,8 +129,23 @@ def bench_case(
 
     def prepare() -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
         runner, init_compile_s, init_run_s = build_runner(cfg)
-        chunk = jax.jit(jax.vmap(make_chunk(cfg, updates)), donate_argnums=0)
-        return chunk, (runner,), {"init_compile_s": init_compile_s, "init_run_s": init_run_s}
+        # The trainer's placement (jaxcage.sharding): every device JAX sees, seeds or envs split.
+        placement = place(cfg)
+        shardings = runner_shardings(placement, runner)
+        runner = shd.put(shd.fetch(runner), shardings)
+        chunk = jax.jit(
+            jax.vmap(make_chunk(cfg, updates, constrain=placement.constrain_minibatches)),
+            in_shardings=(shardings,),
+            out_shardings=(shardings, placement.replicated),
+            donate_argnums=0,
+        )
+        facts = {
+            "init_compile_s": init_compile_s,
+            "init_run_s": init_run_s,
+            "placement": placement.describe(),
+            "layout": placement.layout,
+        }
+        return chunk, (runner,), facts
 
     timed, out, handle = measure_program(prepare, args.repeats, carry=lambda out, prev: (out[0],))
     record.update(timed)

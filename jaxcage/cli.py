@@ -4,6 +4,7 @@
 
     jaxcage train [--config configs/default.yaml] [--set key=value ...] [--out runs/<dir>]
                   [--resume] [--profile] [--quiet]
+                  [--coordinator HOST:PORT --num-processes N --process-id I]
     jaxcage eval --run runs/<dir> [--engine jax|cyborg] [--episodes N] [--stochastic]
                  [--seed S] [--seed-index I]
 
@@ -26,10 +27,12 @@ import numpy as np
 
 from jaxcage.evaluation import ENGINES, evaluate, load_run
 from jaxcage.ppo import checkpoint as ckpt
-from jaxcage.ppo.config import PPOConfig, load_config, parse_override
+from jaxcage.ppo.config import PLACEMENT_FIELDS, PPOConfig, load_config, parse_override
 from jaxcage.ppo.logging import config_diff
 from jaxcage.ppo.train import train
 from jaxcage.reference.cyborg_env import ReferenceNotInstalled
+from jaxcage.sharding import initialize as initialize_distributed
+from jaxcage.sharding import is_writer
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -54,6 +57,7 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
     t.add_argument("--profile", action="store_true", help="report compile/device/host time")
     t.add_argument("--quiet", action="store_true", help="no progress lines")
+    _add_distributed_arguments(t)
     t.add_argument(
         "--eval-episodes",
         type=int,
@@ -74,23 +78,47 @@ def _build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _add_distributed_arguments(t: argparse.ArgumentParser) -> None:
+    """``jax.distributed`` flags (config fields of the same names; jaxcage/sharding.py). Inside a
+    SLURM or Open MPI job none is needed: JAX reads the cluster from the environment."""
+    t.add_argument("--coordinator", default=None, metavar="HOST:PORT", help="process 0's address")
+    t.add_argument("--num-processes", type=int, default=None, metavar="N")
+    t.add_argument("--process-id", type=int, default=None, metavar="I")
+
+
+def _placement_overrides(args: argparse.Namespace, overrides: dict) -> dict:
+    """Placement fields from this command (flags, then --set), never from the checkpoint: a run
+    resumes on whatever devices and processes the resuming command has."""
+    placement = {f: overrides.get(f) for f in PLACEMENT_FIELDS}
+    for f in ("coordinator", "num_processes", "process_id"):
+        if getattr(args, f) is not None:
+            placement[f] = getattr(args, f)
+    return placement
+
+
 def _train_config(args: argparse.Namespace) -> tuple[PPOConfig, Path]:
     overrides = dict(parse_override(o) for o in args.overrides)
+    placement = _placement_overrides(args, overrides)
     if args.resume:
+        overrides.update(placement)
         if args.out is None:
             raise ValueError("--resume needs --out <run directory>")
         out = Path(args.out)
-        saved = ckpt.load_config(out / ckpt.CHECKPOINT_NAME)
+        path = out / ckpt.CHECKPOINT_NAME
+        saved = ckpt.load_config(path)
         if args.config is None:
-            cfg = saved.replace(**overrides) if overrides else saved
+            cfg = saved.replace(**overrides)
         else:
             cfg = load_config(args.config, **overrides)
-        if cfg != saved:
+        try:
+            ckpt.check_compatible(path, saved, cfg)
+        except ValueError:
             raise ValueError(
                 "--resume with a config that differs from the run's: "
-                + "; ".join(config_diff(saved, cfg))
-            )
+                + "; ".join(config_diff(ckpt.without_placement(saved), ckpt.without_placement(cfg)))
+            ) from None
         return cfg, out
+    overrides.update({k: v for k, v in placement.items() if v is not None})
     name = args.config or "default"
     cfg = load_config(name, **overrides)
     out = (
@@ -107,6 +135,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.eval_episodes < 0:
         raise ValueError(f"--eval-episodes must be >= 0, got {args.eval_episodes}")
     cfg, out = _train_config(args)
+    initialize_distributed(cfg.coordinator, cfg.num_processes, cfg.process_id)
+    if not is_writer():
+        train(cfg, out_dir=out, resume=args.resume)
+        return 0  # process 0 reports and evaluates
     print(f"run directory: {out}", flush=True)
     result = train(
         cfg, out_dir=out, resume=args.resume, verbose=not args.quiet, profile=args.profile

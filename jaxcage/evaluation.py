@@ -5,7 +5,8 @@ agents for 30, 50 and 100 steps: the mean and standard deviation of the episode 
 and, as the overall score, the sum of the 9 means (winner: -54.57; B_line-100: -13.76).
 
 * ``engine="jax"``: all ``9 x episodes`` episodes run as one vmapped, jitted ``lax.scan`` over
-  jaxcage.
+  jaxcage, the episodes split over this process's devices (``jaxcage.sharding``; independent
+  work, so no communication and the same returns on any number of devices).
 * ``engine="cyborg"``: the same policy acts as a blue agent inside CybORG through
   ``jaxcage.reference.make_cyborg_env`` (needs the ``cyborg`` extra). The policy input is built by
   the same ``jaxcage.ppo.features`` functions as in training, fed CybORG's numpy observations, and
@@ -28,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxcage import sharding as shd
 from jaxcage.env import make as make_cage_env
 from jaxcage.ppo import checkpoint as ckpt
 from jaxcage.ppo.config import RED_AGENTS, PPOConfig
@@ -187,14 +189,16 @@ def _eval_program(
     deterministic: bool,
     horizon: int,
     n: int,
+    mesh: Any,
 ) -> Callable[..., jax.Array]:
     """The jitted evaluation scan for ``n`` episodes of at most ``horizon`` steps (cached: it only
     depends on the network's shape, the policy mode and the batch, not on the params)."""
     cfg = PPOConfig(hidden_sizes=hidden_sizes, activation=activation, features=features)
     env, base = make_cage_env("b_line", max_steps=horizon, green_agent="sleep")
     policy = jax.vmap(make_policy(cfg, deterministic), in_axes=(None, 0, 0, 0))
+    episodes = shd.leading(mesh) if n % mesh.size == 0 else shd.replicated(mesh)
 
-    @jax.jit
+    @functools.partial(jax.jit, out_shardings=episodes)
     def run(params: Any, key: jax.Array, red_ids: jax.Array, lengths: jax.Array) -> jax.Array:
         env_params = jax.vmap(lambda r, m: base.replace(red_agent=r, max_steps=m))(red_ids, lengths)
         key, key_reset = jax.random.split(key)
@@ -236,10 +240,13 @@ def _eval_jax(
     cells = [(r, s) for r in reds for s in steps]
     red_ids = np.repeat([RED_AGENTS.index(r) for r, _ in cells], episodes).astype(np.int32)
     lengths = np.repeat([s for _, s in cells], episodes).astype(np.int32)
+    n, mesh = len(red_ids), shd.make_mesh(local=True)
     run = _eval_program(
-        cfg.hidden_sizes, cfg.activation, cfg.features, deterministic, max(steps), len(red_ids)
+        cfg.hidden_sizes, cfg.activation, cfg.features, deterministic, max(steps), n, mesh
     )
-    totals = np.asarray(run(params, jax.random.key(seed), red_ids, lengths))
+    episodes_on = shd.leading(mesh) if n % mesh.size == 0 else shd.replicated(mesh)
+    args = shd.put((params, jax.random.key(seed)), shd.replicated(mesh))
+    totals = np.asarray(run(*args, *shd.put((red_ids, lengths), episodes_on)))
     # Sums of tenths: round away float32 accumulation noise (CybORG sums exact 0.1 multiples).
     totals = np.round(totals.astype(np.float64), 1)
     return {c: totals[i * episodes : (i + 1) * episodes] for i, c in enumerate(cells)}

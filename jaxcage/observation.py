@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxcage.constants import Activity, Compromised
 from jaxcage.dynamics.blue import BlueOutcome
 from jaxcage.dynamics.events import Events
 
 # Activity None 00 / Scan 10 / Exploit 11; Compromised No 00 / Unknown 10 / User 01 / Privileged 11.
-_ACTIVITY_BITS = jnp.array([[0, 0], [1, 0], [1, 1]], dtype=jnp.int32)
-_COMPROMISED_BITS = jnp.array([[0, 0], [1, 0], [0, 1], [1, 1]], dtype=jnp.int32)
+# numpy, not jnp: a jnp array built at import would start JAX's backend, and
+# jax.distributed.initialize (multi-process training) must run before that.
+_ACTIVITY_BITS = np.array([[0, 0], [1, 0], [1, 1]], dtype=np.int32)
+_COMPROMISED_BITS = np.array([[0, 0], [1, 0], [0, 1], [1, 1]], dtype=np.int32)
 
 
 def classify_activity(events: Events) -> jax.Array:
@@ -61,5 +64,7 @@ def update_compromised(compromised: jax.Array, activity: jax.Array, blue: BlueOu
 
 def observation_vector(activity: jax.Array, compromised: jax.Array) -> jax.Array:
     """(52,) int32 ChallengeWrapper vector: per host [activity bits, compromised bits]."""
-    rows = jnp.concatenate([_ACTIVITY_BITS[activity], _COMPROMISED_BITS[compromised]], axis=1)
+    rows = jnp.concatenate(
+        [jnp.asarray(_ACTIVITY_BITS)[activity], jnp.asarray(_COMPROMISED_BITS)[compromised]], axis=1
+    )
     return rows.reshape(-1)

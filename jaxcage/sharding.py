@@ -89,9 +89,13 @@ def initialize(
     return True
 
 
-def make_mesh(num_devices: int | None = None) -> Mesh:
+def make_mesh(num_devices: int | None = None, *, local: bool = False) -> Mesh:
     """A 1-D mesh named ``AXIS`` over all devices (global after ``initialize``) or the first
-    ``num_devices`` of them (single process only: every process must take part in a run)."""
+    ``num_devices`` of them (single process only: every process must take part in a run).
+    ``local``: this process's devices only (work that one process does alone, e.g. evaluation)."""
+    if local:
+        devices = jax.local_devices()
+        return Mesh(np.array(devices[: num_devices or len(devices)]), (AXIS,))
     devices = jax.devices()
     if num_devices is None or num_devices == len(devices):
         return Mesh(np.array(devices), (AXIS,))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from jaxcage.constants import NUM_BLUE_ACTIONS, NUM_HOSTS, OBS_SIZE, REMOVE_BASE, RESTORE_BASE, Host
@@ -27,7 +28,7 @@ NUM_ACTIONS = NUM_BLUE_ACTIONS
 _REMOVE_BASE = REMOVE_BASE
 _RESTORE_BASE = RESTORE_BASE
 _OP_SERVER0 = int(Host.OP_SERVER0)
-_PATH = jnp.array([9, 2, _OP_SERVER0], dtype=jnp.int32)  # User1, Enterprise1, Op_Server0
+_PATH = np.array([9, 2, _OP_SERVER0], dtype=np.int32)  # User1, Enterprise1, Op_Server0
 
 
 @struct.dataclass

@@ -1,0 +1,97 @@
+"""Run by tests/test_sharding.py in a subprocess with 4 forced CPU devices (the XLA flag must be set
+before JAX starts). Prints one JSON line of findings; the test asserts on them."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
+).strip()
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+from jaxcage.ppo.config import PPOConfig  # noqa: E402
+from jaxcage.ppo.train import train  # noqa: E402
+
+BASE = PPOConfig(
+    num_envs=8,
+    num_steps=10,
+    max_steps=10,
+    total_timesteps=8 * 10 * 3,
+    num_minibatches=2,
+    update_epochs=2,
+    num_seeds=1,
+    hidden_sizes=(16,),
+    features=("prev_action", "time"),
+    updates_per_chunk=1,
+    checkpoint_every=1,
+)
+ROLLOUT = ("episodes", "return_mean", "return_min", "return_max", "step_reward")
+LOSSES = ("loss", "policy_loss", "value_loss", "entropy", "approx_kl")
+
+
+def _max_diff(a, b) -> float:
+    return max(
+        float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64))))
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    )
+
+
+def _equal(a, b) -> bool:
+    return all(
+        np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    )
+
+
+def main(out_dir: str) -> None:
+    found: dict = {"devices_seen": len(jax.devices())}
+    try:  # a clear error, before anything is compiled
+        train(BASE.replace(num_envs=6, total_timesteps=6 * 10 * 3, num_devices=4))
+        found["bad_divisor_error"] = None
+    except ValueError as e:
+        found["bad_divisor_error"] = str(e)
+    # One policy across devices (num_seeds=1 does not split: the envs do).
+    one = train(BASE.replace(num_devices=1))
+    four = train(BASE.replace(num_devices=4), verbose=True)
+    found["envs_devices"] = [one.num_devices, four.num_devices]
+    found["rollout_first_equal"] = all(
+        np.array_equal(one.metrics[k][:, 0], four.metrics[k][:, 0], equal_nan=True) for k in ROLLOUT
+    )
+    found["rollout_first_maxdiff"] = max(
+        float(np.nan_to_num(np.abs(one.metrics[k][:, 0] - four.metrics[k][:, 0])).max())
+        for k in ROLLOUT
+    )
+    found["loss_first_maxdiff"] = max(
+        float(np.abs(one.metrics[k][:, 0] - four.metrics[k][:, 0]).max()) for k in LOSSES
+    )
+    found["params_maxdiff"] = _max_diff(one.params, four.params)
+
+    # Independent seeds: split over the devices, bit-identical to all seeds on one device.
+    seeds = BASE.replace(num_seeds=4)
+    s1 = train(seeds.replace(num_devices=1))
+    s4 = train(seeds.replace(num_devices=4))
+    found["seeds_params_equal"] = _equal(s1.params, s4.params)
+    found["seeds_metrics_equal"] = all(
+        np.array_equal(s1.metrics[k], s4.metrics[k], equal_nan=True) for k in ROLLOUT + LOSSES
+    )
+
+    # Resume across device counts: 4 devices -> stop after 1 update -> resume on 2 -> on 1.
+    run = os.path.join(out_dir, "resume")
+    train(BASE.replace(num_devices=4), out_dir=run, stop_after_updates=1)
+    train(BASE.replace(num_devices=2), out_dir=run, resume=True, stop_after_updates=2)
+    resumed = train(BASE.replace(num_devices=1), out_dir=run, resume=True)
+    found["resume_updates"] = [int(u) for u in resumed.metrics["update"][0]]
+    found["resume_params_maxdiff"] = _max_diff(resumed.params, four.params)
+    found["resume_rollout_first_equal"] = all(
+        np.array_equal(resumed.metrics[k][:, 0], four.metrics[k][:, 0], equal_nan=True)
+        for k in ROLLOUT
+    )
+    print("RESULT " + json.dumps(found), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

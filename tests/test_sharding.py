@@ -1,0 +1,153 @@
+"""Scale-out (jaxcage/sharding.py and the sharded trainer): placement rules, checkpoint errors, and
+in subprocesses 4 forced CPU devices against 1 and two ``jax.distributed`` processes on localhost.
+
+The device-count flag must be set before JAX starts, hence the subprocesses (tests/scale/*.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from jaxcage import sharding as shd
+from jaxcage.ppo import checkpoint as ckpt
+from jaxcage.ppo.config import PPOConfig
+
+SCRIPTS = Path(__file__).parent / "scale"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_describe_and_single_device_plan():
+    p = shd.plan(num_seeds=3, num_envs=7, minibatch_size=5)
+    assert p.num_devices == len(jax.devices()) == 1
+    assert p.describe() == "devices: 1 (processes: 1)"
+    assert shd.is_writer()
+    with pytest.raises(ValueError, match="num_devices=2, but JAX sees 1"):
+        shd.plan(num_seeds=1, num_envs=8, minibatch_size=8, num_devices=2)
+
+
+def test_put_fetch_split_leading_round_trip():
+    mesh = shd.make_mesh()
+    tree = {"a": np.arange(6.0).reshape(3, 2), "k": jax.random.split(jax.random.key(1), 3)}
+    placed = shd.split_leading(tree, mesh)
+    back = shd.fetch(placed)
+    np.testing.assert_array_equal(back["a"], tree["a"])
+    np.testing.assert_array_equal(jax.random.key_data(back["k"]), jax.random.key_data(tree["k"]))
+
+
+def test_initialize_needs_all_three_arguments_and_detects_clusters(monkeypatch):
+    with pytest.raises(ValueError, match="coordinator"):
+        shd.initialize(coordinator="localhost:1234")
+    for var in ("SLURM_STEP_NODELIST", "SLURM_NTASKS", "OMPI_MCA_orte_hnp_uri"):
+        monkeypatch.delenv(var, raising=False)
+    assert not shd.cluster_detected()
+    monkeypatch.setenv("SLURM_STEP_NODELIST", "node[1-2]")
+    monkeypatch.setenv("SLURM_NTASKS", "1")
+    assert not shd.cluster_detected()  # a one-task job is not a cluster
+    monkeypatch.setenv("SLURM_NTASKS", "8")
+    assert shd.cluster_detected()
+
+
+def test_placement_fields_are_validated_and_ignored_by_resume_checks(tmp_path):
+    with pytest.raises(ValueError, match="num_devices"):
+        PPOConfig(num_devices=0)
+    a = PPOConfig(num_devices=4)
+    ckpt.check_compatible(tmp_path / "c.npz", a, PPOConfig(num_devices=1, coordinator="h:1"))
+    with pytest.raises(ValueError, match=r"c\.npz.*num_envs: 256 -> 128"):
+        ckpt.check_compatible(tmp_path / "c.npz", a, PPOConfig(num_envs=128))
+
+
+def _checkpoint(path: Path) -> None:
+    runner = {"w": np.ones((2, 3), np.float32), "key": jax.random.split(jax.random.key(0), 2)}
+    ckpt.save(path, ckpt.Checkpoint(PPOConfig(), runner, 1, 1.0, {"loss": np.zeros((1, 1))}))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def test_unreadable_checkpoint_names_the_file(tmp_path, damage):
+    path = tmp_path / ckpt.CHECKPOINT_NAME
+    _checkpoint(path)
+    data = path.read_bytes()
+    path.write_bytes(
+        {"truncate": data[: len(data) // 2], "garbage": b"x" * 999, "empty": b""}[damage]
+    )
+    template = {"w": np.ones((2, 3), np.float32), "key": jax.random.split(jax.random.key(0), 2)}
+    for read in (lambda: ckpt.load(path, template), lambda: ckpt.load_config(path)):
+        with pytest.raises(ValueError, match=rf"{path}: not a readable checkpoint.*truncated"):
+            read()
+
+
+def test_checkpoint_of_another_shape_names_the_file(tmp_path):
+    path = tmp_path / ckpt.CHECKPOINT_NAME
+    _checkpoint(path)
+    template = {"w": np.ones((2, 4), np.float32), "key": jax.random.split(jax.random.key(0), 2)}
+    with pytest.raises(ValueError, match=rf"{path}: array .* expected float32\(2, 4\)"):
+        ckpt.load(path, template)
+
+
+def _run(args: list[str], timeout: float) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu"}
+    env.pop("XLA_FLAGS", None)
+    return subprocess.Popen(
+        [sys.executable, *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _result(proc: subprocess.Popen, timeout: float) -> dict:
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out[-4000:]
+    line = next(x for x in out.splitlines() if x.startswith("RESULT "))
+    return {**json.loads(line[len("RESULT ") :]), "_out": out}
+
+
+@pytest.mark.slow
+def test_four_devices_train_like_one(tmp_path):
+    found = _result(_run([str(SCRIPTS / "multidevice_check.py"), str(tmp_path)], 900), 900)
+    assert found["devices_seen"] == 4
+    assert "devices: 4 (processes: 1)" in found["_out"].splitlines()
+    assert found["bad_divisor_error"] and "num_envs=6" in found["bad_divisor_error"]
+    # One policy, envs split over 4 devices: same rollout, losses to float tolerance.
+    assert found["envs_devices"] == [1, 4]
+    assert found["rollout_first_equal"], found["rollout_first_maxdiff"]
+    assert found["loss_first_maxdiff"] < 1e-5
+    assert found["params_maxdiff"] < 1e-4
+    # Independent seeds, one per device: bit-identical to all four on one device.
+    assert found["seeds_params_equal"] and found["seeds_metrics_equal"]
+    # 4 devices -> 2 -> 1 across two resumes: every update once, the same result.
+    assert found["resume_updates"] == [1, 2, 3]
+    assert found["resume_rollout_first_equal"]
+    assert found["resume_params_maxdiff"] < 1e-4
+
+
+@pytest.mark.slow
+def test_two_processes_train_one_policy_and_resume(tmp_path):
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    worker = str(SCRIPTS / "multiprocess_worker.py")
+    procs = [_run([worker, str(i), str(port), str(tmp_path)], 900) for i in range(2)]
+    try:
+        results = [_result(p, 900) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    a, b = sorted(results, key=lambda r: r["process"])
+    assert (a["devices"], a["processes"]) == (2, 2)
+    assert "devices: 2 (processes: 2)" in a["_out"].splitlines()
+    assert a["full"] == b["full"]  # one policy, the same parameters on both processes
+    assert a["resumed"] == b["resumed"] == a["full"]  # the stopped run resumed exactly
+    assert a["updates"] == [1, 2, 3]
+    assert (tmp_path / "full" / ckpt.CHECKPOINT_NAME).is_file()
+    rows = (tmp_path / "killed" / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 1 + 3  # header + one row per update: written once, by process 0

@@ -17,7 +17,8 @@ Usage::
     python benchmarks/bench_env.py --num-envs 1 256 4096 --out results/bench_env.json
     python benchmarks/bench_env.py --red mixed --no-cyborg --profile /tmp/trace
 
-Runs unchanged on CPU or GPU: the default JAX device is used and recorded, never forced.
+Runs unchanged on CPU or GPU; the env batch is split over every device JAX sees
+(``jaxcage.sharding``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from _common import (
     result_header,
 )
 
+from jaxcage import sharding as shd
 from jaxcage.constants import NUM_BLUE_ACTIONS, RED_AGENT_NAMES
 from jaxcage.env import CageEnv, make_params
 from jaxcage.state import EnvParams, EnvState
@@ -62,6 +64,15 @@ def batch_params(red: str, green: str, max_steps: int, num_envs: int) -> tuple[E
     meander = make_params("meander", max_steps=max_steps, green_agent=green)
     is_bline = jnp.arange(num_envs) % 2 == 0
     return jax.tree.map(lambda a, b: jnp.where(is_bline, a, b), bline, meander), True
+
+
+def env_shardings(num_envs: int, params_batched: bool) -> tuple[Any, Any, Any]:
+    """``(replicated, envs, params)`` shardings: the env batch split over every device JAX sees
+    (``jaxcage.sharding``; independent work, no communication) when it divides, else replicated."""
+    mesh = shd.make_mesh()
+    rep = shd.replicated(mesh)
+    envs = shd.leading(mesh) if num_envs % mesh.size == 0 else rep
+    return rep, envs, envs if params_batched else rep
 
 
 def make_rollout(num_envs: int, steps: int, params_batched: bool) -> Any:
@@ -94,7 +105,13 @@ def make_rollout(num_envs: int, steps: int, params_batched: bool) -> Any:
         (key, state, reward_sum, obs_sum), _ = jax.lax.scan(body, init, None, length=steps)
         return key, state, reward_sum, obs_sum
 
-    return jax.jit(rollout, donate_argnums=1)
+    rep, envs, params = env_shardings(num_envs, params_batched)
+    return jax.jit(
+        rollout,
+        donate_argnums=1,
+        in_shardings=(rep, envs, params),
+        out_shardings=(rep, envs, rep, rep),
+    )
 
 
 def initial_state(num_envs: int, params: EnvParams, params_batched: bool) -> EnvState:
@@ -118,7 +135,8 @@ def bench_size(
     def prepare() -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
         params, batched = batch_params(args.red, args.green, args.max_steps, num_envs)
         state = initial_state(num_envs, params, batched)
-        call_args = (jax.random.key(args.seed), state, params)
+        shardings = env_shardings(num_envs, batched)
+        call_args = shd.put((jax.random.key(args.seed), state, params), shardings)
         return make_rollout(num_envs, args.steps, batched), call_args, {}
 
     steps = num_envs * args.steps

@@ -158,17 +158,21 @@ def _put_leaf(x: Any, sharding: NamedSharding) -> jax.Array:
 
 
 def put(tree: Any, shardings: Any) -> Any:
-    """Host (numpy or local) arrays -> global arrays placed by ``shardings`` (one sharding, or a
-    pytree of them matching ``tree``). Every process must pass the same values."""
-    if isinstance(shardings, NamedSharding):
-        return jax.tree.map(lambda x: _put_leaf(x, shardings), tree)
-    return jax.tree.map(_put_leaf, tree, shardings)
+    """Host (numpy or local) arrays -> global arrays placed by ``shardings``: one sharding, or a
+    pytree of them that is a prefix of ``tree`` (each sharding places its whole subtree). Every
+    process must pass the same values."""
+    return jax.tree.map(
+        lambda s, sub: jax.tree.map(lambda x: _put_leaf(x, s), sub),
+        shardings,
+        tree,
+        is_leaf=lambda s: isinstance(s, NamedSharding),
+    )
 
 
 def _fetch_leaf(x: Any) -> Any:
     if _is_key(x):
         impl = jax.random.key_impl(x)
-        return jax.random.wrap_key_data(np.asarray(_fetch_leaf(jax.random.key_data(x))), impl=impl)
+        return jax.random.wrap_key_data(jnp.asarray(_fetch_leaf(jax.random.key_data(x))), impl=impl)
     if not isinstance(x, jax.Array) or x.is_fully_addressable:
         return np.asarray(jax.device_get(x))
     if x.is_fully_replicated:

@@ -384,20 +384,34 @@ def runner_shardings(placement: shd.Placement, runner: Any) -> Any:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class PlacedInit:
+    """``init() -> runner``: every seed's initial state, created in place on the mesh (each
+    process computes its own blocks; no host array is transferred).
+
+    ``template`` (shapes only) is the structure every runner of this program has: checkpoints are
+    restored into it, so a restored runner fits the programs compiled for a fresh one (the tree
+    carries the optimiser's functions, which differ between traces)."""
+
+    template: Any
+    program: Any
+
+    def __call__(self) -> RunnerState:
+        return jax.tree.unflatten(jax.tree.structure(self.template), self.program())
+
+
 def make_placed_init(
     cfg: PPOConfig, placement: shd.Placement, env: EnvSpec | None = None
-) -> Callable[[], RunnerState]:
-    """``init() -> runner``: every seed's initial state, created in place on the mesh (each
-    process computes its own blocks; no host array is transferred)."""
+) -> PlacedInit:
+    """The placed initial state of a run (see ``PlacedInit``)."""
     init = jax.vmap(make_init(cfg, env))
     template = jax.eval_shape(lambda: init(seed_keys(cfg)))
-    treedef = jax.tree.structure(template)
-    # Flat leaves in and out: the optimiser's closures in the tree differ between traces.
+    # Flat leaves out: shardings as a list need no tree whose functions match the trace's.
     program = jax.jit(
         lambda: jax.tree.leaves(init(seed_keys(cfg))),
         out_shardings=jax.tree.leaves(runner_shardings(placement, template)),
     )
-    return lambda: jax.tree.unflatten(treedef, program())
+    return PlacedInit(template=template, program=program)
 
 
 def compile_chunk(
@@ -447,8 +461,7 @@ def _start(
     if out is None:
         raise ValueError("resume=True needs out_dir")
     path = out / ckpt.CHECKPOINT_NAME
-    template = jax.eval_shape(jax.vmap(make_init(cfg, env)), seed_keys(cfg))
-    saved = ckpt.load(path, template)
+    saved = ckpt.load(path, init.template)
     ckpt.check_compatible(path, saved.config, cfg)
     return _Progress(
         runner=shd.put(saved.runner, runner_shardings(placement, saved.runner)),

@@ -69,6 +69,7 @@ def main(out_dir: str) -> None:
         float(np.abs(one.metrics[k][:, 0] - four.metrics[k][:, 0]).max()) for k in LOSSES
     )
     found["params_maxdiff"] = _max_diff(one.params, four.params)
+    print("PARTIAL " + json.dumps(found), flush=True)
 
     # Independent seeds: split over the devices, bit-identical to all seeds on one device.
     seeds = BASE.replace(num_seeds=4)
@@ -78,6 +79,8 @@ def main(out_dir: str) -> None:
     found["seeds_metrics_equal"] = all(
         np.array_equal(s1.metrics[k], s4.metrics[k], equal_nan=True) for k in ROLLOUT + LOSSES
     )
+
+    print("PARTIAL " + json.dumps(found), flush=True)
 
     # Resume across device counts: 4 devices -> stop after 1 update -> resume on 2 -> on 1.
     run = os.path.join(out_dir, "resume")

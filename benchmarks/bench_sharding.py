@@ -7,6 +7,8 @@ exactly as ``jaxcage train`` compiles it, and the script prints:
 * the collectives in the compiled HLO (all-reduce, all-gather, all-to-all, ...): how many, and the
   bytes of their results, each counted once per place it appears in the program (a collective
   inside the minibatch loop runs ``update_epochs x num_minibatches`` times per update);
+* with ``minibatch_shuffle`` global (one permutation of the whole batch, the same result as one
+  device) and local (each device shuffles its own envs' samples);
 * the analytic gradient all-reduce per update: parameter bytes x minibatch steps;
 * steady-state env steps/s (median of ``--repeats`` calls of ``--updates`` updates).
 
@@ -83,8 +85,11 @@ def main() -> None:
     base = load_config(ARGS.config, **{"num_seeds": 1, **overrides})
     base = base.replace(total_timesteps=base.batch_size * ARGS.updates * (ARGS.repeats + 2))
     print(f"jax {jax.__version__}, {len(jax.devices())} {jax.devices()[0].platform} device(s)")
-    for d in ARGS.devices:
-        cfg = base.replace(num_devices=d)
+    cases = [
+        (d, sh) for d in ARGS.devices for sh in (("global", "local") if d > 1 else ("global",))
+    ]
+    for d, shuffle in cases:
+        cfg = base.replace(num_devices=d, minibatch_shuffle=shuffle)
         placement = place(cfg)
         runner = make_placed_init(cfg, placement)()
         t = time.perf_counter()
@@ -107,6 +112,7 @@ def main() -> None:
         record = {
             "placement": placement.describe(),
             "layout": placement.layout,
+            "minibatch_shuffle": shuffle,
             "compile_s": round(compile_s, 2),
             "steps_per_s": ARGS.updates * cfg.batch_size / sec,
             "seconds_per_update": sec / ARGS.updates,

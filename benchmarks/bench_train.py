@@ -134,7 +134,7 @@ def bench_case(
         shardings = runner_shardings(placement, runner)
         runner = shd.put(shd.fetch(runner), shardings)
         chunk = jax.jit(
-            jax.vmap(make_chunk(cfg, updates, constrain=placement.constrain_minibatches)),
+            jax.vmap(make_chunk(cfg, updates, placement=placement)),
             in_shardings=(shardings,),
             out_shardings=(shardings, placement.replicated),
             donate_argnums=0,

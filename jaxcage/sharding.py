@@ -244,12 +244,13 @@ class Placement:
         """Leaves shaped (seeds, envs, ...): split by seed or by env."""
         return split(self.mesh, 1) if self.layout == "envs" else self.seeds_sharding()
 
-    def constrain_minibatches(self, tree: Any) -> Any:
-        """Inside the (seed-vmapped) update: minibatches (M, samples, ...) split on the sample
-        axis in the envs layout, so each device computes the gradient of its share."""
+    def constrain(self, tree: Any, axis: int) -> Any:
+        """Inside the (seed-vmapped) update, in the envs layout: ``tree`` split on ``axis``, e.g.
+        minibatches (M, samples, ...) on the sample axis, so each device computes the gradient of
+        its share. A no-op otherwise."""
         if self.layout != "envs" or self.mesh.size == 1:
             return tree
-        return jax.lax.with_sharding_constraint(tree, split(self.mesh, 1))
+        return jax.lax.with_sharding_constraint(tree, split(self.mesh, axis))
 
 
 def plan(

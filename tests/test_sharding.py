@@ -121,6 +121,7 @@ def test_four_devices_train_like_one(tmp_path):
     assert found["rollout_first_equal"], found["rollout_first_maxdiff"]
     assert found["loss_first_maxdiff"] < 1e-5
     assert found["params_maxdiff"] < 1e-4
+    assert found["local_rollout_first_equal"] and found["local_params_finite"]
     # Independent seeds, one per device: bit-identical to all four on one device.
     assert found["seeds_params_equal"] and found["seeds_metrics_equal"]
     # 4 devices -> 2 -> 1 across two resumes: every update once, the same result.

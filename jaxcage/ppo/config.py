@@ -71,6 +71,12 @@ class PPOConfig:
     ent_coef: float = 0.01
     max_grad_norm: float = 0.5
     normalize_advantages: bool = True
+    # How each epoch's minibatches are drawn when one policy trains across devices: "global", one
+    # permutation of the whole batch (the same result on any number of devices; each epoch
+    # all-gathers the batch between devices); "local", each device permutes its own envs' samples
+    # and gives 1/D of every minibatch (only gradients cross devices; minibatches stratified by
+    # device). Identical on one device.
+    minibatch_shuffle: str = "global"
     # Rewards are multiplied by this before GAE/value learning (episode-return metrics are not):
     # CAGE2 returns reach -1000, and unscaled value targets would dominate the clipped gradient.
     reward_scale: float = 0.1
@@ -181,6 +187,10 @@ class PPOConfig:
                 raise ValueError(
                     f"red_weights must be >= 0 with a positive sum: {self.red_weights}"
                 )
+        if self.minibatch_shuffle not in ("global", "local"):
+            raise ValueError(
+                f"minibatch_shuffle must be 'global' or 'local', got {self.minibatch_shuffle!r}"
+            )
         if self.green_agent not in GREEN_AGENTS:
             raise ValueError(
                 f"unknown green agent {self.green_agent!r}; expected one of {list(GREEN_AGENTS)}"

@@ -181,12 +181,14 @@ def make_rollout(
 
 
 def make_update(
-    cfg: PPOConfig, env: EnvSpec | None = None, constrain: Callable[[Any], Any] | None = None
+    cfg: PPOConfig, env: EnvSpec | None = None, placement: shd.Placement | None = None
 ) -> Callable[[RunnerState], tuple[RunnerState, Metrics]]:
     """``update(runner) -> (runner, metrics)``: one rollout and K epochs of minibatch updates.
 
-    ``constrain`` (``Placement.constrain_minibatches``) pins where each epoch's minibatches live;
-    it changes the placement of the computation, never its result."""
+    ``placement`` (when one policy is split over devices) pins where each epoch's minibatches live
+    and, with ``cfg.minibatch_shuffle == "local"``, makes each device shuffle its own envs' samples
+    (``shuffle_groups``); with the default global shuffle it changes where the work runs, never
+    its result."""
     rollout = make_rollout(cfg, env)
     network = make_network_for(cfg)
     loss_coefs = {
@@ -197,6 +199,8 @@ def make_update(
         "normalize_advantages": cfg.normalize_advantages,
     }
     grad_fn = jax.value_and_grad(ppo_loss, has_aux=True)
+    groups = shuffle_groups(cfg, placement)
+    pin = placement.constrain if placement is not None else (lambda tree, axis: tree)
 
     def minibatch_step(ts: TrainState, mb: Minibatch) -> tuple[TrainState, Metrics]:
         (loss, aux), grads = grad_fn(ts.params, network.apply, mb, **loss_coefs)
@@ -204,14 +208,23 @@ def make_update(
 
     def epoch(ts: TrainState, xs: tuple[jax.Array, Minibatch]) -> tuple[TrainState, Metrics]:
         key, batch = xs
-        perm = shuffled_indices(key, cfg.batch_size)
-        mbs = jax.tree.map(
-            lambda x: x[perm].reshape(cfg.num_minibatches, cfg.minibatch_size, *x.shape[1:]),
-            batch,
-        )
-        if constrain is not None:
-            mbs = constrain(mbs)
-        return jax.lax.scan(minibatch_step, ts, mbs)
+        m, size = cfg.num_minibatches, cfg.minibatch_size
+        if groups == 1:
+            perm = shuffled_indices(key, cfg.batch_size)
+            mbs = jax.tree.map(lambda x: x[perm].reshape(m, size, *x.shape[1:]), batch)
+        else:
+            # batch leaves are (groups, samples of the group's envs, ...): each group (device)
+            # permutes its own samples and gives 1/groups of every minibatch, so no sample moves.
+            keys = jax.random.split(key, groups)
+            perms = jax.vmap(lambda k: shuffled_indices(k, cfg.batch_size // groups))(keys)
+
+            def gather(x: jax.Array) -> jax.Array:
+                x = jax.vmap(lambda xg, p: xg[p])(x, perms)
+                x = x.reshape(groups, m, size // groups, *x.shape[2:]).swapaxes(0, 1)
+                return x.reshape(m, size, *x.shape[3:])
+
+            mbs = jax.tree.map(gather, batch)
+        return jax.lax.scan(minibatch_step, ts, pin(mbs, 1))
 
     def update(runner: RunnerState) -> tuple[RunnerState, Metrics]:
         key, key_roll, key_epochs = jax.random.split(runner.key, 3)
@@ -225,7 +238,18 @@ def make_update(
             advantages=advantages,
             returns=returns,
         )
-        flat = jax.tree.map(lambda x: x.reshape(cfg.batch_size, *x.shape[2:]), flat)
+        if groups == 1:
+            flat = jax.tree.map(lambda x: x.reshape(cfg.batch_size, *x.shape[2:]), flat)
+        else:  # (T, N, ...) -> (groups, T * N / groups, ...), each group a device's envs
+            flat = jax.tree.map(
+                lambda x: (
+                    x.reshape(x.shape[0], groups, -1, *x.shape[2:])
+                    .swapaxes(0, 1)
+                    .reshape(groups, -1, *x.shape[2:])
+                ),
+                flat,
+            )
+            flat = pin(flat, 0)
         lr = current_lr(cfg, ts.step)
         ts, aux = jax.lax.scan(
             lambda t, k: epoch(t, (k, flat)), ts, jax.random.split(key_epochs, cfg.update_epochs)
@@ -237,6 +261,14 @@ def make_update(
         return runner, metrics
 
     return update
+
+
+def shuffle_groups(cfg: PPOConfig, placement: shd.Placement | None) -> int:
+    """How many groups shuffle their samples separately: the device count for a local shuffle of
+    one policy split over devices, else 1 (one permutation of the whole batch)."""
+    if placement is None or placement.layout != "envs" or cfg.minibatch_shuffle != "local":
+        return 1
+    return placement.num_devices
 
 
 def _rollout_metrics(cfg: PPOConfig, traj: Any, returns: jax.Array) -> Metrics:
@@ -270,10 +302,10 @@ def make_chunk(
     cfg: PPOConfig,
     num_updates: int,
     env: EnvSpec | None = None,
-    constrain: Callable[[Any], Any] | None = None,
+    placement: shd.Placement | None = None,
 ) -> Callable[[RunnerState], tuple[RunnerState, Metrics]]:
     """``chunk(runner) -> (runner, metrics with a leading (num_updates,) axis)`` (one seed)."""
-    update = make_update(cfg, env, constrain)
+    update = make_update(cfg, env, placement)
 
     def chunk(runner: RunnerState) -> tuple[RunnerState, Metrics]:
         return jax.lax.scan(lambda r, _: update(r), runner, None, length=num_updates)
@@ -424,7 +456,7 @@ def compile_chunk(
     """The compiled, seed-vmapped chunk of ``num_updates`` updates for ``runner``'s placement
     (runner donated; metrics replicated, so every process can read them)."""
     shardings = runner_shardings(placement, runner)
-    chunk = make_chunk(cfg, num_updates, env, constrain=placement.constrain_minibatches)
+    chunk = make_chunk(cfg, num_updates, env, placement)
     return (
         jax.jit(
             jax.vmap(chunk),

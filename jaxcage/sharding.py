@@ -20,7 +20,7 @@ Public API (small on purpose; other modules build on it):
 ``initialize`` (``jax.distributed`` from explicit arguments or a detected cluster), ``make_mesh``,
 ``replicated``, ``split``, ``leading``, ``put`` (host arrays -> global arrays, multi-process safe),
 ``fetch`` (global arrays -> the whole numpy array on every process), ``split_leading``,
-``describe``, ``is_writer``, and ``plan`` / ``Placement`` for the trainer's layout.
+``describe``, ``is_writer``, ``barrier``, and ``plan`` / ``Placement`` for the trainer's layout.
 """
 
 from __future__ import annotations
@@ -133,6 +133,13 @@ def describe(mesh: Mesh) -> str:
 def is_writer() -> bool:
     """True on the one process that writes logs, CSVs, plots and checkpoints (process 0)."""
     return jax.process_index() == 0
+
+
+def barrier(name: str) -> None:
+    """Wait until every process gets here (a no-op in a single-process run); e.g. after process 0
+    wrote a checkpoint that the others may read next."""
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(name)
 
 
 def _is_key(x: Any) -> bool:

@@ -555,6 +555,7 @@ class _RunLog:
                     },
                 ),
             )
+        shd.barrier("checkpoint written")  # a resume on another process must find the file
 
     def close(self) -> None:
         if self.tb is not None:
@@ -660,10 +661,11 @@ def train(
     wall_time = progress.wall_offset + time.perf_counter() - t_start
     params = shd.fetch(runner.train_state.params)
     log.close()
-    if profile:
-        log.say(
+    if profile and log.writer:
+        print(
             f"profile: compile {compile_time:.1f}s, device (chunks) {device_time:.1f}s, "
-            f"host (logging/checkpoints) {host_time:.2f}s, total {wall_time:.1f}s"
+            f"host (logging/checkpoints) {host_time:.2f}s, total {wall_time:.1f}s",
+            flush=True,
         )
     return TrainResult(
         config=cfg,

@@ -31,8 +31,8 @@ from jaxcage.ppo.config import PLACEMENT_FIELDS, PPOConfig, load_config, parse_o
 from jaxcage.ppo.logging import config_diff
 from jaxcage.ppo.train import train
 from jaxcage.reference.cyborg_env import ReferenceNotInstalled
+from jaxcage.sharding import cluster_detected, is_writer
 from jaxcage.sharding import initialize as initialize_distributed
-from jaxcage.sharding import is_writer
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -134,6 +134,8 @@ def _train_config(args: argparse.Namespace) -> tuple[PPOConfig, Path]:
 def _cmd_train(args: argparse.Namespace) -> int:
     if args.eval_episodes < 0:
         raise ValueError(f"--eval-episodes must be >= 0, got {args.eval_episodes}")
+    if args.out is None and (args.coordinator is not None or cluster_detected()):
+        raise ValueError("a multi-process run needs --out (the same run directory everywhere)")
     cfg, out = _train_config(args)
     initialize_distributed(cfg.coordinator, cfg.num_processes, cfg.process_id)
     if not is_writer():

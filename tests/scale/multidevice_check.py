@@ -31,6 +31,10 @@ BASE = PPOConfig(
     checkpoint_every=1,
 )
 ROLLOUT = ("episodes", "return_mean", "return_min", "return_max", "step_reward")
+# Counts, minima and maxima of the same rollout are exact; means are sums split over the devices
+# (another summation order), so equal to float rounding.
+EXACT = ("episodes", "return_min", "return_max")
+MEANS = ("return_mean", "step_reward")
 LOSSES = ("loss", "policy_loss", "value_loss", "entropy", "approx_kl")
 
 
@@ -71,9 +75,8 @@ def main(out_dir: str) -> None:
     found["params_maxdiff"] = _max_diff(one.params, four.params)
     # The local shuffle: the same rollout; minibatches drawn per device, so only close.
     local = train(BASE.replace(num_devices=4, minibatch_shuffle="local"))
-    found["local_rollout_first_equal"] = all(
-        np.array_equal(one.metrics[k][:, 0], local.metrics[k][:, 0], equal_nan=True)
-        for k in ROLLOUT
+    found["local_rollout_first_exact"] = all(
+        np.array_equal(one.metrics[k][:, 0], local.metrics[k][:, 0], equal_nan=True) for k in EXACT
     )
     found["local_params_finite"] = all(np.isfinite(x).all() for x in jax.tree.leaves(local.params))
     print("PARTIAL " + json.dumps(found), flush=True)
@@ -96,9 +99,9 @@ def main(out_dir: str) -> None:
     resumed = train(BASE.replace(num_devices=1), out_dir=run, resume=True)
     found["resume_updates"] = [int(u) for u in resumed.metrics["update"][0]]
     found["resume_params_maxdiff"] = _max_diff(resumed.params, four.params)
-    found["resume_rollout_first_equal"] = all(
+    found["resume_first_update_kept"] = all(
         np.array_equal(resumed.metrics[k][:, 0], four.metrics[k][:, 0], equal_nan=True)
-        for k in ROLLOUT
+        for k in ROLLOUT + LOSSES
     )
     print("RESULT " + json.dumps(found), flush=True)
 

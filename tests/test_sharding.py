@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from jaxcage import sharding as shd
+from jaxcage.cli import main
 from jaxcage.ppo import checkpoint as ckpt
 from jaxcage.ppo.config import PPOConfig
 
@@ -55,9 +56,20 @@ def test_initialize_needs_all_three_arguments_and_detects_clusters(monkeypatch):
     assert shd.cluster_detected()
 
 
+def test_cli_distributed_flags_are_checked_before_anything_runs(tmp_path, capsys):
+    assert main(["train", "--coordinator", "localhost:1", "--quiet"]) == 2
+    assert "needs --out" in capsys.readouterr().err
+    argv = ["train", "--coordinator", "localhost:1", "--out", str(tmp_path / "r"), "--quiet"]
+    assert main(argv) == 2
+    assert "num_processes" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
 def test_placement_fields_are_validated_and_ignored_by_resume_checks(tmp_path):
     with pytest.raises(ValueError, match="num_devices"):
         PPOConfig(num_devices=0)
+    with pytest.raises(ValueError, match="minibatch_shuffle"):
+        PPOConfig(minibatch_shuffle="random")
     a = PPOConfig(num_devices=4)
     ckpt.check_compatible(tmp_path / "c.npz", a, PPOConfig(num_devices=1, coordinator="h:1"))
     with pytest.raises(ValueError, match=r"c\.npz.*num_envs: 256 -> 128"):

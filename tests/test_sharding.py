@@ -135,8 +135,10 @@ def test_four_devices_train_like_one(tmp_path):
     assert found["loss_first_maxdiff"] < 1e-5
     assert found["params_maxdiff"] < 1e-4
     assert found["local_rollout_first_exact"] and found["local_params_finite"]
-    # Independent seeds, one per device: bit-identical to all four on one device.
-    assert found["seeds_params_equal"] and found["seeds_metrics_equal"]
+    # Independent seeds, one per device, against all four on one device: the same rollout, and
+    # float-close afterwards (XLA CPU compiles a batch of 1 seed and of 4 to different kernels).
+    assert found["seeds_first_rollout_exact"]
+    assert found["seeds_params_maxdiff"] < 1e-4 and found["seeds_metrics_maxdiff"] < 1e-4
     # 4 devices -> 2 -> 1 across two resumes: every update once, the same result.
     assert found["resume_updates"] == [1, 2, 3]
     assert found["resume_first_update_kept"]  # update 1's row, from 4 devices, kept as it was

@@ -135,8 +135,9 @@ def test_four_devices_train_like_one(tmp_path):
     assert found["loss_first_maxdiff"] < 1e-5
     assert found["params_maxdiff"] < 1e-4
     assert found["local_rollout_first_exact"] and found["local_params_finite"]
-    # Independent seeds, one per device, against all four on one device: the same rollout, and
-    # float-close afterwards (XLA CPU compiles a batch of 1 seed and of 4 to different kernels).
+    # Independent seeds, one per device, against all four on one device: the same first rollout,
+    # then float-close, not bit-identical, on XLA CPU (measured: params 3e-8, metrics 5e-7 apart
+    # after 3 updates; the per-device program has a batch of 1 seed instead of 4).
     assert found["seeds_first_rollout_exact"]
     assert found["seeds_params_maxdiff"] < 1e-4 and found["seeds_metrics_maxdiff"] < 1e-4
     # 4 devices -> 2 -> 1 across two resumes: every update once, the same result.

@@ -5,7 +5,7 @@
     jaxcage train [--config configs/default.yaml] [--set key=value ...] [--out runs/<dir>]
                   [--resume] [--profile] [--quiet]
     jaxcage eval --run runs/<dir> [--engine jax|cyborg] [--episodes N] [--stochastic]
-                 [--seed S] [--seed-index I]
+                 [--seed S] [--seed-index I] [--rules current|leaderboard]
 
 ``train`` writes ``config.yaml``, ``metrics.csv``, ``checkpoint.npz`` and ``learning_curve.png``
 into the run directory; ``eval`` prints the CAGE2 table and saves it as
@@ -30,6 +30,7 @@ from jaxcage.ppo.config import PPOConfig, load_config, parse_override
 from jaxcage.ppo.logging import config_diff
 from jaxcage.ppo.train import train
 from jaxcage.reference.cyborg_env import ReferenceNotInstalled
+from jaxcage.rules import RULE_NAMES
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -70,6 +71,14 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0, help="evaluation seed")
     e.add_argument(
         "--seed-index", type=int, default=None, help="which trained seed (default: best training)"
+    )
+    e.add_argument(
+        "--rules",
+        choices=RULE_NAMES,
+        default=None,
+        help="rule set (CybORG version) to score on: current (today's CybORG) or leaderboard "
+        "(commit 606813b; with --engine cyborg it needs that official CybORG importable); "
+        "default: the run's training rules",
     )
     return p
 
@@ -144,10 +153,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         seed=args.seed,
         seed_index=args.seed_index,
         progress=args.engine == "cyborg",
+        rules=args.rules,
     )
     print(table)
     mode = "stochastic" if args.stochastic else "deterministic"
-    path = Path(args.run) / f"eval_{args.engine}_{mode}.json"
+    # Tables of the default rule set keep their old name; others say their rules.
+    rules = "" if table.rules == "current" else f"_{table.rules}"
+    path = Path(args.run) / f"eval_{args.engine}{rules}_{mode}.json"
     table.save_json(path)
     print(f"saved {path}")
     return 0

@@ -30,6 +30,7 @@ from jaxcage.parity import stats
 from jaxcage.parity.lockstep import DEFAULT_SEED, LockstepConfig, LockstepResult, run_lockstep
 from jaxcage.parity.policies import LOCKSTEP_POLICIES, POLICIES
 from jaxcage.reference.cyborg_env import ReferenceNotInstalled
+from jaxcage.rules import DEFAULT_RULES, RULE_NAMES
 
 DEFAULT_DATA = "tests/data/cyborg_returns.npz"
 LOCKSTEP_REDS = ("b_line", "meander")
@@ -49,6 +50,12 @@ def _add_lockstep_args(p: argparse.ArgumentParser, episodes: int) -> None:
     p.add_argument("--max-steps", type=int, default=100)
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="episode i uses seed+i")
     p.add_argument("--backend", default="auto", choices=("auto", "csle", "official"))
+    p.add_argument(
+        "--rules",
+        default=DEFAULT_RULES,
+        choices=RULE_NAMES,
+        help="jaxcage rule set; must match the CybORG code imported (leaderboard: 606813b)",
+    )
     p.add_argument("--stop-after", type=int, default=None, help="stop after N mismatches")
     p.add_argument("--verbose", action="store_true", help="log every step")
 
@@ -85,6 +92,7 @@ def _lockstep(args: argparse.Namespace) -> LockstepResult:
         stop_after=args.stop_after,
         log=print,
         verbose=args.verbose,
+        rules=args.rules,
     )
 
 
@@ -97,6 +105,7 @@ def _lockstep_summary(args: argparse.Namespace, res: LockstepResult) -> dict[str
         "max_steps": args.max_steps,
         "seed": args.seed,
         "backend": args.backend,
+        "rules": args.rules,
         "episodes": res.episodes,
         "steps": res.steps,
         "seconds": round(res.seconds, 1),

@@ -89,21 +89,27 @@ def same_tree(a, b) -> bool:
 
 
 def test_export_run_round_trip_picks_the_best_seed_and_acts_like_the_run(tmp_path, capsys):
-    cfg = CFG.replace(num_seeds=3)
+    cfg = CFG.replace(num_seeds=3, rules="leaderboard")
     run, per_seed = fake_run(tmp_path, cfg, best=2)
     (run / "eval_cyborg_deterministic.json").write_text('{"total": -1.0}\n')
-    out = tmp_path / "agents" / "current"
+    out = tmp_path / "agents" / "leaderboard"
     assert cli_main(["export", "--run", str(run), "--out", str(out)]) == 0
-    assert "current rules" in capsys.readouterr().out
+    assert "leaderboard rules" in capsys.readouterr().out
     assert {p.name for p in out.iterdir()} == {
         X.AGENT_FILE, X.PARAMS_FILE, X.README_FILE, "eval_cyborg_deterministic.json"
     }  # fmt: skip
     header = json.loads((out / X.AGENT_FILE).read_text())
-    assert header["rules"] == "current" and header["meta"]["seed_index"] == 2
-    assert "BlueAgent" in (out / X.README_FILE).read_text()
+    assert header["rules"] == "leaderboard" and header["meta"]["seed_index"] == 2
+    readme = (out / X.README_FILE).read_text()
+    assert "BlueAgent" in readme and "606813b" in readme
 
     loaded = X.load_agent(out)
-    assert loaded.config == cfg and same_tree(loaded.params, per_seed[2])
+    assert (
+        loaded.config == cfg
+        and loaded.rules == "leaderboard"
+        and BlueAgent(out).rules == "leaderboard"
+    )
+    assert same_tree(loaded.params, per_seed[2])
     assert not same_tree(loaded.params, per_seed[0])
     assert same_tree(X.load_agent(run).params, per_seed[2])  # a run directory loads too
     assert same_tree(X.from_run(run, seed_index=0).params, per_seed[0])

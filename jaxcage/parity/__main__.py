@@ -278,6 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             backend=args.backend,
             parts_dir=args.parts_dir,
             rules=args.rules,
+            chunk=gen.CHUNK if args.rules == DEFAULT_RULES else gen.LEADERBOARD_CHUNK,
         )
         print(f"wrote {out}")
         return 0

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from envtools import H, make_state
+from test_evaluation import fixed_action_params
 
 import jaxcage
 from jaxcage import rules as R
@@ -184,3 +185,25 @@ def test_installed_csle_cyborg_implements_the_current_rules(cyborg):
     except ReferenceNotInstalled:
         pytest.skip("csle-cyborg not installed")
     assert found == "current"
+
+
+@pytest.mark.slow
+def test_jax_evaluation_plays_the_requested_rules():
+    # A defender that restores User3 every step against B_line: when B_line goes for User3, the
+    # leaderboard game (Haraka broken by the first Restore) differs from today's. Same seed and
+    # keys, so identical dynamics would give identical means.
+    cfg = PPOConfig(hidden_sizes=(16,), features=("prev_action", "decoys", "time"))
+    params = fixed_action_params(cfg, RESTORE_BASE + H["User3"])
+
+    def table(rules, config=cfg):
+        kw = {"episodes": 100, "reds": ("b_line",), "steps": (30,), "seed": 1}
+        return evaluate(params, cfg=config, rules=rules, **kw)
+
+    tables = {rules: table(rules) for rules in ("current", "leaderboard")}
+    assert tables["leaderboard"].rules == "leaderboard" and tables["current"].rules == "current"
+    means = {r: t.cells[("b_line", 30)]["mean"] for r, t in tables.items()}
+    assert means["current"] != means["leaderboard"], means
+    # Default: the rules the config was trained on.
+    assert table(None).total == tables["current"].total
+    lb = table(None, cfg.replace(rules="leaderboard"))
+    assert lb.rules == "leaderboard" and lb.total == tables["leaderboard"].total

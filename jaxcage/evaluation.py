@@ -11,7 +11,10 @@ and, as the overall score, the sum of the 9 means (winner: -54.57; B_line-100: -
   the same ``jaxcage.ppo.features`` functions as in training, fed CybORG's numpy observations, and
   the policy itself is one jitted numpy-in/numpy-out call per step.
 
-Green is the evaluation's SleepAgent in both engines.
+Green is the evaluation's SleepAgent in both engines. ``rules`` (``jaxcage.rules``) picks the game:
+``"current"`` (today's CybORG) or ``"leaderboard"`` (CybORG at 606813b, on which the CAGE2 table
+below was scored); inside CybORG it must be the CybORG that implements them
+(``jaxcage.reference.versions``).
 """
 
 from __future__ import annotations

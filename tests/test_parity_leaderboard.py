@@ -143,9 +143,10 @@ def test_statistical_parity_with_cyborg_606813b(samples, capsys):
         print("current rules vs CybORG 606813b")
         for r in against_current:
             print(stats.format_row(r))
+    # The acceptance rule of tests/test_parity_stats.py: nothing DIFFERENT, no per-step curve
+    # differing, equivalence shown wherever TOST has the power for it.
     bad = [stats.format_row(r) for r in results if not r.consistent]
     assert not bad, "\n".join(bad)
-    assert sum(r.tost.equivalent for r in results) >= 1
     # The samples discriminate: today's rules are shown DIFFERENT from 606813b.
     assert [r.tost.verdict for r in against_current] == ["DIFFERENT"]
 

@@ -1,4 +1,4 @@
-"""The ``jaxcage`` console script: ``jaxcage train`` and ``jaxcage eval``.
+"""The ``jaxcage`` console script: ``jaxcage train``, ``jaxcage eval`` and ``jaxcage export``.
 
 ::
 
@@ -6,11 +6,14 @@
                   [--resume] [--profile] [--quiet]
                   [--coordinator HOST:PORT --num-processes N --process-id I]
     jaxcage eval --run runs/<dir> [--engine jax|cyborg] [--episodes N] [--stochastic]
-                 [--seed S] [--seed-index I]
+                 [--seed S] [--seed-index I] [--rules current|leaderboard]
+    jaxcage export --run runs/<dir> --out agents/<name> [--seed-index I]
 
 ``train`` writes ``config.yaml``, ``metrics.csv``, ``checkpoint.npz`` and ``learning_curve.png``
 into the run directory; ``eval`` prints the CAGE2 table and saves it as
-``eval_<engine>_<deterministic|stochastic>.json`` next to the checkpoint.
+``eval_<engine>_<deterministic|stochastic>.json`` next to the checkpoint; ``export`` writes a
+self-contained agent directory (``jaxcage.export``) that ``jaxcage.submission.BlueAgent`` loads
+into CybORG's official evaluation loop, and that ``eval --run`` also accepts.
 """
 
 from __future__ import annotations
@@ -26,11 +29,13 @@ import jax
 import numpy as np
 
 from jaxcage.evaluation import ENGINES, evaluate, load_run
+from jaxcage.export import AGENT_FILE, export_run, load_agent
 from jaxcage.ppo import checkpoint as ckpt
 from jaxcage.ppo.config import PLACEMENT_FIELDS, PPOConfig, load_config, parse_override
 from jaxcage.ppo.logging import config_diff
 from jaxcage.ppo.train import train
 from jaxcage.reference.cyborg_env import ReferenceNotInstalled
+from jaxcage.rules import RULE_NAMES
 from jaxcage.sharding import cluster_detected, is_writer
 from jaxcage.sharding import initialize as initialize_distributed
 
@@ -75,6 +80,20 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--seed-index", type=int, default=None, help="which trained seed (default: best training)"
     )
+    e.add_argument(
+        "--rules",
+        choices=RULE_NAMES,
+        default=None,
+        help="rule set (CybORG version) to score on: current (today's CybORG) or leaderboard "
+        "(commit 606813b; with --engine cyborg it needs that official CybORG importable); "
+        "default: the run's training rules",
+    )
+    x = sub.add_parser("export", help="write a trained run's defender as a CybORG agent directory")
+    x.add_argument("--run", required=True, help="run directory written by `jaxcage train`")
+    x.add_argument("--out", required=True, help="agent directory to write (agents/<name>)")
+    x.add_argument(
+        "--seed-index", type=int, default=None, help="which trained seed (default: best training)"
+    )
     return p
 
 
@@ -94,6 +113,14 @@ def _placement_overrides(args: argparse.Namespace, overrides: dict) -> dict:
         if getattr(args, f) is not None:
             placement[f] = getattr(args, f)
     return placement
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    out = export_run(args.run, args.out, seed_index=args.seed_index)
+    agent = load_agent(out)
+    print(f"exported {args.run} ({agent.rules} rules) to {out}; score it with (README.md there):")
+    print(f"    jaxcage eval --run {out} --engine cyborg --episodes 1000")
+    return 0
 
 
 def _train_config(args: argparse.Namespace) -> tuple[PPOConfig, Path]:
@@ -169,19 +196,27 @@ def _nanmean(x: object) -> float:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    result = load_run(args.run)
+    if (Path(args.run) / AGENT_FILE).is_file():  # an exported agent directory
+        agent = load_agent(args.run)
+        subject, cfg = agent.params, agent.config
+    else:
+        subject, cfg = load_run(args.run), None
     table = evaluate(
-        result,
+        subject,
+        cfg=cfg,
         engine=args.engine,
         episodes=args.episodes,
         deterministic=not args.stochastic,
         seed=args.seed,
         seed_index=args.seed_index,
         progress=args.engine == "cyborg",
+        rules=args.rules,
     )
     print(table)
     mode = "stochastic" if args.stochastic else "deterministic"
-    path = Path(args.run) / f"eval_{args.engine}_{mode}.json"
+    # Tables of the default rule set keep their old name; others say their rules.
+    rules = "" if table.rules == "current" else f"_{table.rules}"
+    path = Path(args.run) / f"eval_{args.engine}{rules}_{mode}.json"
     table.save_json(path)
     print(f"saved {path}")
     return 0
@@ -214,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_train(args)
         if args.command == "eval":
             return _cmd_eval(args)
+        if args.command == "export":
+            return _cmd_export(args)
     except (ValueError, FileNotFoundError, ReferenceNotInstalled) as e:
         print(f"jaxcage {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -24,6 +24,7 @@ from jaxcage.constants import (
 from jaxcage.dynamics.step import transition
 from jaxcage.noise import sample_step_noise
 from jaxcage.reward import tenths_to_reward
+from jaxcage.rules import DEFAULT_RULES, rules_id
 from jaxcage.state import EnvParams, EnvState, init_state
 
 
@@ -69,9 +70,17 @@ def _name_to_id(name: str | int, names: tuple[str, ...], what: str) -> int:
 
 
 def make_params(
-    red_agent: str | int = "b_line", *, max_steps: int = 100, green_agent: str | int = "sleep"
+    red_agent: str | int = "b_line",
+    *,
+    max_steps: int = 100,
+    green_agent: str | int = "sleep",
+    rules: str | int = DEFAULT_RULES,
 ) -> EnvParams:
-    """Validated ``EnvParams`` (raises ``ValueError`` on bad input, before anything compiles)."""
+    """Validated ``EnvParams`` (raises ``ValueError`` on bad input, before anything compiles).
+
+    ``rules``: ``"current"`` (today's CybORG, the default) or ``"leaderboard"`` (CybORG at the
+    2022 leaderboard commit 606813b); see ``jaxcage.rules``.
+    """
     if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)):
         raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
     if int(max_steps) <= 0:
@@ -80,6 +89,7 @@ def make_params(
         red_agent=jnp.int32(_name_to_id(red_agent, RED_AGENT_NAMES, "red agent")),
         green_agent=jnp.int32(_name_to_id(green_agent, GREEN_AGENT_NAMES, "green agent")),
         max_steps=jnp.int32(max_steps),
+        rules=jnp.int32(rules_id(rules)),
     )
 
 
@@ -157,7 +167,11 @@ class CageEnv:
 
 
 def make(
-    red_agent: str | int = "b_line", *, max_steps: int = 100, green_agent: str | int = "sleep"
+    red_agent: str | int = "b_line",
+    *,
+    max_steps: int = 100,
+    green_agent: str | int = "sleep",
+    rules: str | int = DEFAULT_RULES,
 ) -> tuple[CageEnv, EnvParams]:
     """Create the environment and its parameters.
 
@@ -165,5 +179,9 @@ def make(
         red_agent: ``"b_line"``, ``"meander"`` or ``"sleep"`` (or the ``RedAgent`` id).
         max_steps: episode length (30, 50 and 100 are the official ones); a traced parameter.
         green_agent: ``"sleep"`` (the evaluation default) or ``"random"`` (CybORG's GreenAgent).
+        rules: ``"current"`` (today's CybORG 2.1, default) or ``"leaderboard"`` (CybORG at commit
+            606813b, on which the 2022 CAGE2 leaderboard was scored); a traced parameter
+            (``jaxcage.rules``).
     """
-    return CageEnv(), make_params(red_agent, max_steps=max_steps, green_agent=green_agent)
+    params = make_params(red_agent, max_steps=max_steps, green_agent=green_agent, rules=rules)
+    return CageEnv(), params

@@ -12,7 +12,10 @@ and, as the overall score, the sum of the 9 means (winner: -54.57; B_line-100: -
   the same ``jaxcage.ppo.features`` functions as in training, fed CybORG's numpy observations, and
   the policy itself is one jitted numpy-in/numpy-out call per step.
 
-Green is the evaluation's SleepAgent in both engines.
+Green is the evaluation's SleepAgent in both engines. ``rules`` (``jaxcage.rules``) picks the game:
+``"current"`` (today's CybORG) or ``"leaderboard"`` (CybORG at 606813b, on which the CAGE2 table
+below was scored); inside CybORG it must be the CybORG that implements them
+(``jaxcage.reference.versions``).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from jaxcage.ppo.features import PolicyMemory, init_memory, policy_input, update
 from jaxcage.ppo.networks import sample_action
 from jaxcage.ppo.train import TrainResult, make_init, make_network_for, seed_keys
 from jaxcage.reference.cyborg_env import make_cyborg_env
+from jaxcage.reference.versions import cyborg_backend_for_rules
+from jaxcage.rules import get_rule_set, rules_name
 
 EVAL_REDS: tuple[str, ...] = ("b_line", "meander", "sleep")
 EVAL_STEPS: tuple[int, ...] = (30, 50, 100)
@@ -66,6 +71,7 @@ class EvalTable:
     episodes: int
     seed: int = 0
     note: str = ""
+    rules: str = "current"  # jaxcage.rules rule set (the CybORG version) the table was scored on
 
     @property
     def total(self) -> float:
@@ -75,6 +81,8 @@ class EvalTable:
     def to_dict(self) -> dict[str, Any]:
         return {
             "engine": self.engine,
+            "rules": self.rules,
+            "rules_cyborg": get_rule_set(self.rules).cyborg,
             "deterministic": self.deterministic,
             "episodes": self.episodes,
             "seed": self.seed,
@@ -92,7 +100,8 @@ class EvalTable:
         steps = sorted({k[1] for k in self.cells})
         head = f"{'red agent':<10}" + "".join(f"{f'{s} steps':>22}" for s in steps)
         lines = [
-            f"CAGE2 evaluation: engine={self.engine}, {policy} policy, "
+            f"CAGE2 evaluation: engine={self.engine}, rules={self.rules} "
+            f"({get_rule_set(self.rules).cyborg}), {policy} policy, "
             f"{self.episodes} episodes per cell, green=sleep"
             + (f" ({self.note})" if self.note else ""),
             head,
@@ -109,7 +118,7 @@ class EvalTable:
         if len(self.cells) == 9:
             lines.append(
                 f"CAGE2 winner for comparison: {sum(CAGE2_WINNER.values()):.2f} "
-                f"(B_line-100 {CAGE2_WINNER[('b_line', 100)]})"
+                f"(B_line-100 {CAGE2_WINNER[('b_line', 100)]}; scored on the leaderboard rules)"
             )
         return "\n".join(lines)
 
@@ -190,11 +199,12 @@ def _eval_program(
     horizon: int,
     n: int,
     mesh: Any,
+    rules: str = "current",
 ) -> Callable[..., jax.Array]:
     """The jitted evaluation scan for ``n`` episodes of at most ``horizon`` steps (cached: it only
     depends on the network's shape, the policy mode and the batch, not on the params)."""
     cfg = PPOConfig(hidden_sizes=hidden_sizes, activation=activation, features=features)
-    env, base = make_cage_env("b_line", max_steps=horizon, green_agent="sleep")
+    env, base = make_cage_env("b_line", max_steps=horizon, green_agent="sleep", rules=rules)
     policy = jax.vmap(make_policy(cfg, deterministic), in_axes=(None, 0, 0, 0))
     episodes = shd.leading(mesh) if n % mesh.size == 0 else shd.replicated(mesh)
 
@@ -235,6 +245,7 @@ def _eval_jax(
     episodes: int,
     deterministic: bool,
     seed: int,
+    rules: str = "current",
 ) -> dict[tuple[str, int], np.ndarray]:
     """Episode returns per cell, all cells in one vmapped scan of ``max(steps)`` steps."""
     cells = [(r, s) for r in reds for s in steps]
@@ -242,7 +253,14 @@ def _eval_jax(
     lengths = np.repeat([s for _, s in cells], episodes).astype(np.int32)
     n, mesh = len(red_ids), shd.make_mesh(local=True)
     run = _eval_program(
-        cfg.hidden_sizes, cfg.activation, cfg.features, deterministic, max(steps), n, mesh
+        cfg.hidden_sizes,
+        cfg.activation,
+        cfg.features,
+        deterministic,
+        max(steps),
+        n,
+        mesh,
+        rules,
     )
     episodes_on = shd.leading(mesh) if n % mesh.size == 0 else shd.replicated(mesh)
     args = shd.put((params, jax.random.key(seed)), shd.replicated(mesh))
@@ -279,13 +297,17 @@ def _eval_cyborg(
     deterministic: bool,
     seed: int,
     progress: bool,
+    rules: str = "current",
 ) -> dict[tuple[str, int], np.ndarray]:
+    backend = cyborg_backend_for_rules(rules)
     act = make_numpy_policy(params, cfg, deterministic)
     key = jax.random.key(seed)
     out: dict[tuple[str, int], np.ndarray] = {}
     for ci, (r, s) in enumerate((r, s) for s in steps for r in reds):
         # As evaluation.py: one env per cell, Python's `random` seeded once, episodes in sequence.
-        env = make_cyborg_env(red=r, green="sleep", max_steps=s, seed=seed * 1000 + ci)
+        env = make_cyborg_env(
+            red=r, green="sleep", max_steps=s, seed=seed * 1000 + ci, backend=backend
+        )
         totals = np.zeros(episodes)
         for ep in range(episodes):
             obs = env.reset()
@@ -315,6 +337,7 @@ def evaluate(
     reds: Sequence[str] = EVAL_REDS,
     steps: Sequence[int] = EVAL_STEPS,
     progress: bool = False,
+    rules: str | None = None,
 ) -> EvalTable:
     """Score a trained defender on the CAGE2 table.
 
@@ -329,10 +352,14 @@ def evaluate(
             return at the end of training (chosen from training metrics only).
         reds, steps: a subset of the table (tests); defaults are the full 3 x 3 table.
         progress: print each CybORG cell as it finishes.
+        rules: ``"current"`` or ``"leaderboard"`` (``jaxcage.rules``); default: the rules the
+            config was trained on. With ``engine="cyborg"`` the importable CybORG must implement
+            them: ``"leaderboard"`` needs the official ``CybORG`` package at commit 606813b.
 
     Raises:
-        ValueError: unknown engine / red agent, or bad episodes.
-        jaxcage.reference.ReferenceNotInstalled: engine="cyborg" without CybORG installed.
+        ValueError: unknown engine / red agent / rules, or bad episodes.
+        jaxcage.reference.ReferenceNotInstalled: engine="cyborg" without a CybORG installed that
+            implements ``rules`` (the message says what to install).
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; expected one of {list(ENGINES)}")
@@ -342,10 +369,13 @@ def evaluate(
         if r not in EVAL_REDS:
             raise ValueError(f"unknown red agent {r!r}; expected any of {list(EVAL_REDS)}")
     params, cfg, note = _resolve(result_or_params, cfg, seed_index)
+    rules = rules_name(cfg.rules if rules is None else rules)
     if engine == "jax":
-        returns = _eval_jax(params, cfg, reds, steps, episodes, deterministic, seed)
+        returns = _eval_jax(params, cfg, reds, steps, episodes, deterministic, seed, rules)
     else:
-        returns = _eval_cyborg(params, cfg, reds, steps, episodes, deterministic, seed, progress)
+        returns = _eval_cyborg(
+            params, cfg, reds, steps, episodes, deterministic, seed, progress, rules
+        )
     cells = {
         (r, s): {
             "mean": float(returns[(r, s)].mean()),
@@ -363,4 +393,5 @@ def evaluate(
         episodes=episodes,
         seed=seed,
         note=note,
+        rules=rules,
     )

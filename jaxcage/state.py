@@ -24,6 +24,7 @@ from jaxcage.constants import (
     RedAgent,
     Subnet,
 )
+from jaxcage.rules import DEFAULT_RULES, RULE_NAMES
 
 
 class EnvParams(struct.PyTreeNode):
@@ -31,8 +32,10 @@ class EnvParams(struct.PyTreeNode):
 
     ``red_agent`` and ``green_agent`` select the opponent and the green agent per environment (so a
     vmapped batch can mix B_line and Meander). ``max_steps`` is compared against the step counter,
-    never used as a shape, so 30/50/100 share one compilation. The two probabilities are CybORG's
-    hard-coded constants; they are parameters only so ablations need no code change.
+    never used as a shape, so 30/50/100 share one compilation. ``rules`` selects the CybORG version
+    reproduced (``jaxcage.rules``: 0 = current, 1 = leaderboard), traced as well, so a batch can mix
+    rule sets. The two probabilities are CybORG's hard-coded constants; they are parameters only
+    so ablations need no code change.
     """
 
     red_agent: jax.Array = struct.field(default_factory=lambda: jnp.int32(RedAgent.B_LINE))
@@ -42,6 +45,10 @@ class EnvParams(struct.PyTreeNode):
     exploit_top_prob: jax.Array = struct.field(default_factory=lambda: jnp.float32(0.75))
     # ExploitAction.detection_rate: probability a successful reverse shell leaves a PID event.
     detection_prob: jax.Array = struct.field(default_factory=lambda: jnp.float32(0.95))
+    # jaxcage.rules.RULE_NAMES index of the rule set (CybORG version) the dynamics follow.
+    rules: jax.Array = struct.field(
+        default_factory=lambda: jnp.int32(RULE_NAMES.index(DEFAULT_RULES))
+    )
 
 
 class EnvState(struct.PyTreeNode):
@@ -56,6 +63,9 @@ class EnvState(struct.PyTreeNode):
     ot_proc_present: jax.Array  # () bool: Op_Server0's OTService process exists
     ot_active: jax.Array  # () bool: services['OTService']['active']
     ot_pid_valid: jax.Array  # () bool: service entry points at the process (not after Restore)
+    # (13,) bool: the host's real Haraka process has ProcessVersion UNKNOWN, so HarakaRCE fails on
+    # it. Only under rules with Flag.RESTORE_LOSES_PROCESS_VERSION (606813b), after a Restore.
+    haraka_unknown: jax.Array
     # --- Blue's table (BlueTableWrapper.blue_info) ------------------------------------------------
     compromised: jax.Array  # (13,) int32: constants.Compromised
     # --- Red session-0 memory (RedAbstractSession) and Red ActionSpace knowledge -----------------
@@ -104,6 +114,7 @@ def init_state() -> EnvState:
         ot_proc_present=jnp.bool_(True),
         ot_active=jnp.bool_(True),
         ot_pid_valid=jnp.bool_(True),
+        haraka_unknown=false_h,
         compromised=zeros_h,
         red_mem_valid=false_h,
         red_mem_ports=jnp.zeros((NUM_HOSTS, NUM_EXPLOITS), dtype=bool),

@@ -13,12 +13,14 @@ import jax.numpy as jnp
 from flax import struct
 
 from jaxcage.actions import decode_blue_action
-from jaxcage.constants import NUM_HOSTS, BlueActionType, Host
+from jaxcage.constants import NUM_HOSTS, BlueActionType, Exploit, Host
 from jaxcage.dynamics.events import decoy_listeners
-from jaxcage.state import EnvState
+from jaxcage.rules import Flag, flag
+from jaxcage.state import EnvParams, EnvState
 from jaxcage.topology import (
     DECOY_CHECK_PORT,
     DECOY_OS_OK,
+    REAL_MATCH,
     RESTORE_COST_TENTHS,
     STATIC_PORT_USED,
 )
@@ -52,8 +54,11 @@ def decoy_compatible(state: EnvState) -> jax.Array:
     return jnp.asarray(DECOY_OS_OK) & ~check_port_used
 
 
-def apply_blue_action(state: EnvState, action: jax.Array) -> tuple[EnvState, BlueOutcome]:
-    """Apply blue action ``action`` (0..144) to the state."""
+def apply_blue_action(
+    state: EnvState, action: jax.Array, params: EnvParams
+) -> tuple[EnvState, BlueOutcome]:
+    """Apply blue action ``action`` (0..144) to the state (``params``: only its rule set)."""
+    rules = params.rules
     action_type, host, decoy_kind = decode_blue_action(action)
     host_mask = jnp.arange(NUM_HOSTS) == host
     is_analyse = action_type == BlueActionType.ANALYSE
@@ -92,6 +97,14 @@ def apply_blue_action(state: EnvState, action: jax.Array) -> tuple[EnvState, Blu
         ot_proc_present=state.ot_proc_present | restore_ot,
         ot_active=state.ot_active | restore_ot,
         ot_pid_valid=state.ot_pid_valid & ~restore_ot,
+        # 606813b (before 3ead7fd): the rebuilt processes carry ProcessVersion.UNKNOWN, and the
+        # Haraka on User3/User4 stops being exploitable (see jaxcage.rules).
+        haraka_unknown=state.haraka_unknown
+        | (
+            restored
+            & jnp.asarray(REAL_MATCH[:, Exploit.HARAKA_RCE])
+            & flag(rules, Flag.RESTORE_LOSES_PROCESS_VERSION)
+        ),
     )
     outcome = BlueOutcome(
         host_mask=host_mask,

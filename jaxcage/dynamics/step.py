@@ -42,7 +42,7 @@ def transition(
     Returns ``(next_state, obs (52,) int32, reward_tenths () int32, trace)``.
     """
     # Blue acts first, on the state Red left.
-    state, blue = apply_blue_action(state, blue_action)
+    state, blue = apply_blue_action(state, blue_action, params)
     events = no_events().replace(decoy_entry=blue.decoy_placed)
     # Green next (its events precede Red's in Blue's observation).
     events, green_host = step_green(state, events, noise, params)

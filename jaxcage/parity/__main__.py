@@ -30,6 +30,7 @@ from jaxcage.parity import stats
 from jaxcage.parity.lockstep import DEFAULT_SEED, LockstepConfig, LockstepResult, run_lockstep
 from jaxcage.parity.policies import LOCKSTEP_POLICIES, POLICIES
 from jaxcage.reference.cyborg_env import ReferenceNotInstalled
+from jaxcage.rules import DEFAULT_RULES, RULE_NAMES
 
 DEFAULT_DATA = "tests/data/cyborg_returns.npz"
 LOCKSTEP_REDS = ("b_line", "meander")
@@ -49,6 +50,12 @@ def _add_lockstep_args(p: argparse.ArgumentParser, episodes: int) -> None:
     p.add_argument("--max-steps", type=int, default=100)
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="episode i uses seed+i")
     p.add_argument("--backend", default="auto", choices=("auto", "csle", "official"))
+    p.add_argument(
+        "--rules",
+        default=DEFAULT_RULES,
+        choices=RULE_NAMES,
+        help="jaxcage rule set; must match the CybORG code imported (leaderboard: 606813b)",
+    )
     p.add_argument("--stop-after", type=int, default=None, help="stop after N mismatches")
     p.add_argument("--verbose", action="store_true", help="log every step")
 
@@ -64,6 +71,13 @@ def _add_stats_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jax-seed", type=int, default=stats.DEFAULT_JAX_SEED)
     p.add_argument("--cells", nargs="*", default=None, help="cell keys, e.g. random/b_line/100")
     p.add_argument("--plot", default=None, help="write a PNG grid of per-step reward curves")
+    p.add_argument(
+        "--jax-rules",
+        dest="stats_rules",
+        default=None,
+        choices=RULE_NAMES,
+        help="jaxcage rule set (default: the samples' rules, meta/rules of --data)",
+    )
 
 
 def _lockstep(args: argparse.Namespace) -> LockstepResult:
@@ -85,6 +99,7 @@ def _lockstep(args: argparse.Namespace) -> LockstepResult:
         stop_after=args.stop_after,
         log=print,
         verbose=args.verbose,
+        rules=args.rules,
     )
 
 
@@ -97,6 +112,7 @@ def _lockstep_summary(args: argparse.Namespace, res: LockstepResult) -> dict[str
         "max_steps": args.max_steps,
         "seed": args.seed,
         "backend": args.backend,
+        "rules": args.rules,
         "episodes": res.episodes,
         "steps": res.steps,
         "seconds": round(res.seconds, 1),
@@ -119,9 +135,17 @@ def _print_lockstep(summary: dict[str, Any]) -> None:
 def _stats(args: argparse.Namespace) -> list[stats.CellResult]:
     data = gen.load_dataset(args.data)
     cells = [gen.Cell.parse(k) for k in args.cells] if args.cells else None
+    # jaxcage runs the rule set of the CybORG that made the samples unless told otherwise.
+    rules = getattr(args, "stats_rules", None) or data.rules
+    print(f"CybORG samples: rules={data.rules}; jaxcage: rules={rules}")
     print(stats.TABLE_HEADER)
     results = stats.run_stats(
-        data.rewards, cells=cells, episodes=args.jax_episodes, seed=args.jax_seed, log=print
+        data.rewards,
+        cells=cells,
+        episodes=args.jax_episodes,
+        seed=args.jax_seed,
+        log=print,
+        rules=rules,
     )
     print(stats.summary(results))
     if args.plot:
@@ -216,12 +240,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_stats = sub.add_parser("stats", help="TOST of returns against the committed CybORG data")
     _add_stats_args(p_stats)
     p_gen = sub.add_parser("generate", help="regenerate the CybORG samples (bit for bit)")
-    p_gen.add_argument("--out", default=DEFAULT_DATA)
+    p_gen.add_argument("--out", default=None, help="default: gen.DATA_PATHS[--rules]")
     p_gen.add_argument("--episodes", type=int, default=None, help="override episodes per cell")
     p_gen.add_argument("--base-seed", type=int, default=gen.DEFAULT_BASE_SEED)
     p_gen.add_argument("--cells", nargs="*", default=None)
     p_gen.add_argument("--backend", default="auto", choices=("auto", "csle", "official"))
     p_gen.add_argument("--parts-dir", default=None, help="chunk cache (default runs/...)")
+    p_gen.add_argument(
+        "--rules",
+        default=DEFAULT_RULES,
+        choices=RULE_NAMES,
+        help="rule set the imported CybORG implements (checked); leaderboard: 606813b",
+    )
     p_rep = sub.add_parser("report", help="lockstep + stats; optionally write a Markdown report")
     _add_lockstep_args(p_rep, episodes=50)
     _add_stats_args(p_rep)
@@ -237,16 +267,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "generate":
-        cells = [gen.Cell.parse(k) for k in args.cells] if args.cells else gen.ALL_CELLS
+        default_cells = gen.ALL_CELLS if args.rules == DEFAULT_RULES else gen.LEADERBOARD_CELLS
+        cells = [gen.Cell.parse(k) for k in args.cells] if args.cells else default_cells
+        out = args.out or gen.DATA_PATHS[args.rules]
         gen.generate(
-            args.out,
+            out,
             cells=cells,
             episodes=args.episodes,
             base_seed=args.base_seed,
             backend=args.backend,
             parts_dir=args.parts_dir,
+            rules=args.rules,
+            chunk=gen.CHUNK if args.rules == DEFAULT_RULES else gen.LEADERBOARD_CHUNK,
         )
-        print(f"wrote {args.out}")
+        print(f"wrote {out}")
         return 0
     if args.command == "stats":
         results = _stats(args)

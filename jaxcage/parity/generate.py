@@ -10,6 +10,12 @@ over those (with ``c`` hashed by CRC32 of its name) yields one seed for Python's
 (``random.seed`` before ``reset``, CybORG's only RNG) and one for the Blue policy's
 ``numpy.random.default_rng``. Episodes are therefore independent of the order they are run in, and
 ``python -m jaxcage.parity generate`` reproduces the committed file bit for bit.
+
+Rule sets (``jaxcage.rules``): ``tests/data/cyborg_returns.npz`` holds today's CybORG
+(``current``); ``tests/data/cyborg_returns_leaderboard.npz`` the official CybORG at the 2022
+leaderboard commit 606813b (``python -m jaxcage.parity generate --rules leaderboard --backend
+official`` with that CybORG on ``PYTHONPATH``), for the cells where the two rule sets differ
+(``LEADERBOARD_CELLS``: a Blue that never Restores or places decoys sees identical games).
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ import numpy as np
 from jaxcage.constants import RED_AGENT_NAMES
 from jaxcage.parity.policies import STATS_POLICIES, get_policy
 from jaxcage.reference.cyborg_env import CyborgEnv, load_backend, make_cyborg_env
+from jaxcage.reference.versions import cyborg_rules
+from jaxcage.rules import DEFAULT_RULES, rules_name
 
 EPISODE_LENGTHS: tuple[int, ...] = (30, 50, 100)
 DEFAULT_EPISODES = 1000
@@ -77,6 +85,21 @@ ALL_CELLS: tuple[Cell, ...] = tuple(
     for red in RED_AGENT_NAMES
     for blue in STATS_POLICIES
 )
+LEADERBOARD_CHUNK = 100
+# Leaderboard-rules cells and their CybORG episodes: the Blue policies that Restore (without a
+# Restore both rule sets play the same game) against the two real red agents, 100 steps, and the
+# 30-step react_restore / B_line cell of issue 11. The counts are what one shared 2-core machine
+# produced in the time it had (CybORG steps are the cost), so TOST resolves the 2% margin only
+# where the variance allows; more episodes = larger counts here and the same command.
+LEADERBOARD_EPISODES: dict[str, int] = {
+    # Planned next (not generated yet): react_restore/{b_line,meander}/100, random/{...}/100.
+    "react_restore/b_line/30": 600,
+}
+LEADERBOARD_CELLS: tuple[Cell, ...] = tuple(Cell.parse(k) for k in LEADERBOARD_EPISODES)
+DATA_PATHS: dict[str, str] = {
+    "current": "tests/data/cyborg_returns.npz",
+    "leaderboard": "tests/data/cyborg_returns_leaderboard.npz",
+}
 
 
 def episode_seeds(base_seed: int, cell: Cell, episode: int) -> tuple[int, int]:
@@ -123,8 +146,17 @@ def reference_versions(backend: str) -> dict[str, str]:
     return out
 
 
-def save_dataset(path: str, rewards: dict[str, np.ndarray], base_seed: int, backend: str) -> None:
-    """Write the npz: ``rewards/<cell>`` (n, L) int16 and ``returns/<cell>`` (n,) int32 tenths."""
+def save_dataset(
+    path: str,
+    rewards: dict[str, np.ndarray],
+    base_seed: int,
+    backend: str,
+    rules: str = DEFAULT_RULES,
+) -> None:
+    """Write the npz: ``rewards/<cell>`` (n, L) int16 and ``returns/<cell>`` (n,) int32 tenths.
+
+    ``meta/rules`` is written for rule sets other than ``current`` (older files lack it).
+    """
     arrays: dict[str, Any] = {}
     for key, r in sorted(rewards.items()):
         arrays[f"rewards/{key}"] = r.astype(np.int16)
@@ -133,6 +165,8 @@ def save_dataset(path: str, rewards: dict[str, np.ndarray], base_seed: int, back
     arrays["meta/base_seed"] = np.asarray(base_seed, np.int64)
     arrays["meta/format_version"] = np.asarray(FORMAT_VERSION, np.int64)
     arrays["meta/versions"] = np.array([f"{k}={v}" for k, v in sorted(versions.items())])
+    if rules != DEFAULT_RULES:
+        arrays["meta/rules"] = np.asarray(rules_name(rules))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     np.savez_compressed(path, **arrays)
 
@@ -145,6 +179,7 @@ class Dataset:
     rewards: dict[str, np.ndarray]  # cell key -> (n, L) int16 tenths
     returns: dict[str, np.ndarray]  # cell key -> (n,) int32 tenths
     versions: tuple[str, ...]
+    rules: str = DEFAULT_RULES  # jaxcage.rules rule set of the CybORG that made them
 
 
 def load_dataset(path: str) -> Dataset:
@@ -157,14 +192,18 @@ def load_dataset(path: str) -> Dataset:
             rewards=rewards,
             returns=returns,
             versions=tuple(str(v) for v in data["meta/versions"]),
+            rules=str(data["meta/rules"]) if "meta/rules" in data.files else DEFAULT_RULES,
         )
 
 
-def cell_episodes(cell: Cell, episodes: int | None = None) -> int:
+def cell_episodes(cell: Cell, episodes: int | None = None, rules: str = DEFAULT_RULES) -> int:
     """Episodes generated for ``cell``: ``episodes`` if given, else ``DEFAULT_EPISODES`` raised to
-    ``BOOSTED_EPISODES[cell]`` for the high-variance cells whose 2% margin needs a larger sample."""
+    ``BOOSTED_EPISODES[cell]`` for the high-variance cells whose 2% margin needs a larger sample;
+    for the leaderboard rules ``LEADERBOARD_EPISODES[cell]``."""
     if episodes is not None:
         return episodes
+    if rules_name(rules) != DEFAULT_RULES:
+        return LEADERBOARD_EPISODES[cell.key]
     return max(DEFAULT_EPISODES, BOOSTED_EPISODES.get(cell.key, 0))
 
 
@@ -176,35 +215,52 @@ def generate(
     backend: str = "auto",
     parts_dir: str | None = None,
     log: Callable[[str], None] | None = print,
+    rules: str = DEFAULT_RULES,
+    chunk: int = CHUNK,
 ) -> dict[str, np.ndarray]:
     """Generate every cell and write ``out``.
+
+    ``rules`` names the rule set the CybORG behind ``backend`` implements; it is checked
+    (``jaxcage.reference.versions.cyborg_rules``) before anything runs, and recorded. ``chunk``:
+    episodes per cached part (the leaderboard samples use ``LEADERBOARD_CHUNK``).
 
     Episodes are produced in chunks of ``CHUNK`` and cached in ``parts_dir`` (default
     ``runs/parity_generate``), so an interrupted run resumes where it stopped and a larger
     ``episodes`` only adds the missing episodes (episode ``i`` never depends on the others).
     """
-    parts = parts_dir or os.path.join("runs", "parity_generate")
+    rules = rules_name(rules)
+    found = cyborg_rules(backend)
+    if found != rules:
+        raise ValueError(
+            f"the CybORG behind backend={backend!r} implements rules={found!r}, not {rules!r}"
+        )
+    suffix = "" if rules == DEFAULT_RULES else f"_{rules}"
+    parts = parts_dir or os.path.join("runs", f"parity_generate{suffix}")
     os.makedirs(parts, exist_ok=True)
-    rewards: dict[str, np.ndarray] = {}
-    for cell in cells:
-        n = cell_episodes(cell, episodes)
-        chunks = []
-        for start in range(0, n, CHUNK):
-            stop = min(start + CHUNK, n)
+    cells = list(cells)
+    counts = [cell_episodes(cell, episodes, rules) for cell in cells]
+    pieces: dict[str, list[np.ndarray]] = {cell.key: [] for cell in cells}
+    # Round-robin over the cells, one chunk each, so an interrupted run leaves every cell some
+    # episodes (the result does not depend on the order: episode i only depends on its seeds).
+    for start in range(0, max(counts, default=0), chunk):
+        for cell, n in zip(cells, counts, strict=True):
+            if start >= n:
+                continue
+            stop = min(start + chunk, n)
             name = f"{cell.key.replace('/', '__')}__seed{base_seed}__{start}-{stop}.npy"
             part = os.path.join(parts, name)
             if not os.path.exists(part):
                 t0 = time.perf_counter()
-                chunk = generate_cell(cell, stop - start, base_seed, backend, start=start)
-                np.save(part, chunk)
+                block = generate_cell(cell, stop - start, base_seed, backend, start=start)
+                np.save(part, block)
                 if log is not None:
                     sec = time.perf_counter() - t0
-                    ret = chunk.astype(np.int64).sum(axis=1) / 10
+                    ret = block.astype(np.int64).sum(axis=1) / 10
                     log(
                         f"{cell.key} episodes {start}..{stop - 1}: mean return {ret.mean():.2f} "
                         f"({(stop - start) * cell.length / sec:.0f} steps/s, {sec:.0f}s)"
                     )
-            chunks.append(np.load(part))
-        rewards[cell.key] = np.concatenate(chunks)
-    save_dataset(out, rewards, base_seed, load_backend(backend).name)
+            pieces[cell.key].append(np.load(part))
+    rewards = {key: np.concatenate(p) for key, p in pieces.items()}
+    save_dataset(out, rewards, base_seed, load_backend(backend).name, rules)
     return rewards

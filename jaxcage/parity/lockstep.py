@@ -32,6 +32,7 @@ from jaxcage.noise import forced_noise
 from jaxcage.parity.policies import LOCKSTEP_POLICIES, get_policy
 from jaxcage.reference import extract
 from jaxcage.reference.cyborg_env import CyborgEnv, make_cyborg_env
+from jaxcage.rules import DEFAULT_RULES, rules_name
 from jaxcage.state import EnvState, init_state
 
 # Seeds of lockstep episodes: episode i of a run with base seed s uses random.seed(s + i) for CybORG
@@ -61,12 +62,13 @@ class Mismatch:
     diffs: list[FieldDiff]
     blue_actions: list[int]
     red_actions: list[str]
+    rules: str = DEFAULT_RULES
 
     def format(self, history: int = 15) -> str:
         """Human-readable report: repro parameters, differing fields, recent action history."""
         lines = [
             f"MISMATCH red={self.red} green={self.green} policy={self.policy} seed={self.seed} "
-            f"(episode {self.episode}) at step {self.step}:",
+            f"rules={self.rules} (episode {self.episode}) at step {self.step}:",
         ]
         for d in self.diffs:
             lines.append(f"  {d.name}: cyborg={_fmt(d.cyborg)} jaxcage={_fmt(d.jaxcage)}")
@@ -77,7 +79,7 @@ class Mismatch:
             lines.append(f"    {t + 1:3d}  {blue:<24s} | {self.red_actions[t]}")
         lines.append(
             f"  repro: python -m jaxcage.parity lockstep --red {self.red} --green {self.green} "
-            f"--policy {self.policy} --seed {self.seed} --episodes 1 --verbose"
+            f"--policy {self.policy} --seed {self.seed} --rules {self.rules} --episodes 1 --verbose"
         )
         return "\n".join(lines)
 
@@ -240,10 +242,15 @@ def _red_label(outcome: extract.StepOutcome) -> str:
 
 
 class LockstepRunner:
-    """Holds one compiled ``transition`` and CybORG envs, and runs lockstep episodes."""
+    """Holds one compiled ``transition`` and CybORG envs, and runs lockstep episodes.
 
-    def __init__(self, backend: str = "auto") -> None:
+    ``rules`` is the jaxcage rule set compared (``jaxcage.rules``); it must match the CybORG code
+    that ``backend`` imports (``leaderboard`` for an official CybORG at 606813b).
+    """
+
+    def __init__(self, backend: str = "auto", rules: str = DEFAULT_RULES) -> None:
         self.backend = backend
+        self.rules = rules_name(rules)
         self._transition = jax.jit(transition)
         self._envs: dict[tuple[str, str], CyborgEnv] = {}
         self._init_state = jax.device_get(init_state())
@@ -273,7 +280,7 @@ class LockstepRunner:
         ``coverage``, if given, is updated with counts of what the compared steps exercised.
         """
         env = self.env(red, green, max_steps)
-        params = make_params(red, max_steps=max_steps, green_agent=green)
+        params = make_params(red, max_steps=max_steps, green_agent=green, rules=self.rules)
         policy = get_policy(policy_name)
         rng = np.random.default_rng(seed)
         obs = env.reset(seed=seed)
@@ -284,7 +291,7 @@ class LockstepRunner:
 
         def mismatch(step: int, diffs: list[FieldDiff]) -> Mismatch:
             return Mismatch(
-                red, green, policy_name, seed, episode, step, diffs, blue_hist, red_hist
+                red, green, policy_name, seed, episode, step, diffs, blue_hist, red_hist, self.rules
             )
 
         cy_state = extract.extract_state(env, index)
@@ -336,17 +343,19 @@ def run_lockstep(
     stop_after: int | None = None,
     log: Callable[[str], None] | None = None,
     verbose: bool = False,
+    rules: str = DEFAULT_RULES,
 ) -> LockstepResult:
     """Run lockstep blocks; episode i of a block uses policy ``policies[i % len]``, seed+i.
 
     Args:
         configs: blocks to run.
         backend: CybORG backend (see ``jaxcage.reference.cyborg_env``).
-        runner: reuse a runner (and its compiled transition) across calls.
+        runner: reuse a runner (and its compiled transition) across calls (its rules win).
+        rules: jaxcage rule set of a new runner (``jaxcage.rules``).
         stop_after: stop once this many mismatching episodes were found.
         log: progress sink (e.g. ``print``); ``verbose`` also logs every step.
     """
-    runner = runner or LockstepRunner(backend)
+    runner = runner or LockstepRunner(backend, rules)
     total = LockstepResult()
     for cfg in configs:
         start = time.perf_counter()
@@ -377,7 +386,8 @@ def run_lockstep(
         total.merge(block)
         if log is not None:
             log(
-                f"lockstep red={cfg.red} green={cfg.green}: {block.episodes} episodes, "
+                f"lockstep red={cfg.red} green={cfg.green} rules={runner.rules}: "
+                f"{block.episodes} episodes, "
                 f"{block.steps} steps, {len(block.mismatches)} mismatching episodes "
                 f"({block.seconds:.1f}s)"
             )

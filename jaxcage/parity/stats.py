@@ -31,6 +31,7 @@ from scipy import stats as sps
 from jaxcage.env import CageEnv, make_params
 from jaxcage.parity.generate import Cell
 from jaxcage.parity.policies import get_policy
+from jaxcage.rules import DEFAULT_RULES
 from jaxcage.state import EnvParams
 
 ALPHA = 0.05
@@ -223,9 +224,11 @@ def cell_key(seed: int, cell: Cell) -> jax.Array:
     return jax.random.fold_in(jax.random.key(seed), zlib.crc32(cell.key.encode()))
 
 
-def sample_jaxcage(cell: Cell, episodes: int, seed: int = DEFAULT_JAX_SEED) -> np.ndarray:
+def sample_jaxcage(
+    cell: Cell, episodes: int, seed: int = DEFAULT_JAX_SEED, rules: str = DEFAULT_RULES
+) -> np.ndarray:
     """(episodes, length) int32 per-step rewards (tenths) of jaxcage for ``cell``."""
-    params = make_params(cell.red, max_steps=cell.length)
+    params = make_params(cell.red, max_steps=cell.length, rules=rules)
     keys = jax.random.split(cell_key(seed, cell), episodes)
     out = _rollout_tenths(keys, params, cell.blue, cell.length)
     return np.asarray(jax.device_get(out))
@@ -272,8 +275,11 @@ def run_stats(
     episodes: int = DEFAULT_JAX_EPISODES,
     seed: int = DEFAULT_JAX_SEED,
     log: Callable[[str], None] | None = None,
+    rules: str = DEFAULT_RULES,
 ) -> list[CellResult]:
     """Compare every cell of the CybORG dataset (or ``cells``) with a fresh jaxcage sample.
+
+    ``rules``: the jaxcage rule set sampled (that of the CybORG which made the dataset).
 
     jaxcage runs ``max(episodes, JAX_PER_CYBORG x CybORG's n)`` episodes per cell: they are cheap,
     and a large jaxcage sample leaves almost all of the standard error to CybORG's side.
@@ -283,7 +289,7 @@ def run_stats(
     for cell in chosen:
         cyborg = cyborg_rewards[cell.key]
         n = max(episodes, JAX_PER_CYBORG * cyborg.shape[0])
-        res = compare_cell(cell, cyborg, sample_jaxcage(cell, n, seed))
+        res = compare_cell(cell, cyborg, sample_jaxcage(cell, n, seed, rules))
         if log is not None:
             log(format_row(res))
         results.append(res)

@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from jaxcage.rules import DEFAULT_RULES, RULE_NAMES
+
 # Names the environment understands (``jaxcage.constants.RED_AGENT_NAMES``); repeated here so the
 # config can be validated without importing the environment. ``tests/test_config.py`` checks that
 # the two lists agree.
@@ -50,6 +52,9 @@ class PPOConfig:
     red_weights: tuple[float, ...] | None = None
     green_agent: str = "sleep"
     max_steps: int = 100  # episode length (CAGE2 evaluates 30, 50 and 100)
+    # CybORG version the env reproduces (jaxcage.rules): "current" (today's CybORG 2.1) or
+    # "leaderboard" (commit 606813b, on which the 2022 CAGE2 leaderboard was scored).
+    rules: str = DEFAULT_RULES
 
     # --- rollout / schedule -----------------------------------------------------------------
     num_envs: int = 256
@@ -191,6 +196,8 @@ class PPOConfig:
             raise ValueError(
                 f"minibatch_shuffle must be 'global' or 'local', got {self.minibatch_shuffle!r}"
             )
+        if self.rules not in RULE_NAMES:
+            raise ValueError(f"unknown rules {self.rules!r}; expected one of {list(RULE_NAMES)}")
         if self.green_agent not in GREEN_AGENTS:
             raise ValueError(
                 f"unknown green agent {self.green_agent!r}; expected one of {list(GREEN_AGENTS)}"

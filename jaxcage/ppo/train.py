@@ -66,7 +66,10 @@ def make_env(cfg: PPOConfig, env: EnvSpec | None = None) -> EnvSpec:
     """The training environment: ``jaxcage.make`` from the config unless one is injected (tests)."""
     if env is None:
         return make_cage_env(
-            cfg.red_agents[0], max_steps=cfg.max_steps, green_agent=cfg.green_agent
+            cfg.red_agents[0],
+            max_steps=cfg.max_steps,
+            green_agent=cfg.green_agent,
+            rules=cfg.rules,
         )
     e, params = env
     return e, params.replace(max_steps=jnp.int32(cfg.max_steps))

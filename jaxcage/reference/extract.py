@@ -368,6 +368,11 @@ def read_outcome(env: CyborgEnv, pre: PreStep) -> StepOutcome:
     )
 
 
+def _name(value: Any) -> str | None:
+    """An enum member's name (``None`` for ``None``; CybORG after 3ead7fd may hold a raw str)."""
+    return getattr(value, "name", None)
+
+
 def _flag(value: Any) -> np.ndarray:
     return np.asarray(bool(value))
 
@@ -399,6 +404,7 @@ def extract_state(env: CyborgEnv, index: EpisodeIndex | None = None) -> dict[str
 
     malware = np.zeros(NUM_HOSTS, bool)
     decoys = np.zeros((NUM_HOSTS, NUM_DECOYS), np.int32)
+    haraka_unknown = np.zeros(NUM_HOSTS, bool)
     for h, name in enumerate(HOST_NAMES):
         host = state.hosts[name]
         # Analyse -> DensityScout lists every file; BlueTableWrapper flags density >= 0.9.
@@ -406,6 +412,9 @@ def extract_state(env: CyborgEnv, index: EpisodeIndex | None = None) -> dict[str
         for proc in host.processes:
             if getattr(proc.decoy_type, "value", 0):
                 decoys[h, DECOY_PROCESS_NAMES[proc.name]] += 1
+            elif _name(proc.process_type) == "SMTP" and _name(proc.version) == "UNKNOWN":
+                # HarakaRCE.test_exploit_works: version.value < HARAKA_2_8_9.value fails.
+                haraka_unknown[h] = True
 
     op = state.hosts[HOST_NAMES[Host.OP_SERVER0]]
     service = op.services["OTService"]
@@ -442,6 +451,7 @@ def extract_state(env: CyborgEnv, index: EpisodeIndex | None = None) -> dict[str
         "ot_proc_present": _flag(any(p.name == "OTService" for p in op.processes)),
         "ot_active": _flag(bool(service["active"])),
         "ot_pid_valid": _flag(service["process"] is not None),
+        "haraka_unknown": haraka_unknown,
         "compromised": compromised,
         "red_mem_valid": mem_valid,
         "red_mem_ports": mem_ports,

@@ -1,0 +1,188 @@
+"""Export a trained defender as a small, self-contained agent directory, and read it back.
+
+The CAGE2 submissions were directories a reviewer could drop next to CybORG's
+``Evaluation/evaluation.py`` (cage-challenge-2) and load in its ``agent = ...`` line. An exported
+jaxcage agent is the same kind of thing, holding only what inference needs:
+
+* ``params.npz``: the network parameters of one seed, one array per ``/``-joined flax path;
+* ``agent.json``: format version, the training config (network shape, policy features), the rule
+  set it was trained under and where it came from (run, seed, env steps);
+* ``eval_*.json``: the CAGE2 tables measured for the run, if any (``jaxcage eval`` output);
+* ``README.md``: how to score it with the official loop.
+
+``jaxcage.submission.BlueAgent`` loads either such a directory or a training run directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import traverse_util
+
+from jaxcage.evaluation import load_run
+from jaxcage.ppo import checkpoint as ckpt
+from jaxcage.ppo.config import PPOConfig, from_dict
+from jaxcage.ppo.features import input_size
+from jaxcage.ppo.train import TrainResult, make_network_for
+
+AGENT_FILE = "agent.json"
+PARAMS_FILE = "params.npz"
+README_FILE = "README.md"
+FORMAT_VERSION = 1
+_SEP = "/"
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportedAgent:
+    """A single-seed defender: network params, the config that shapes them, and its rule set."""
+
+    params: Any
+    config: PPOConfig
+    rules: str
+    meta: dict[str, Any]
+
+
+def rules_of(cfg: PPOConfig) -> str:
+    """The rule set (``jaxcage.rules``) a config trains under."""
+    return cfg.rules
+
+
+def from_run(run_dir: str | Path, seed_index: int | None = None) -> ExportedAgent:
+    """The defender of a training run: ``seed_index``, or the seed with the best final training
+    return when the run trained several (chosen from training metrics only, as ``evaluate``)."""
+    result: TrainResult = load_run(run_dir)
+    cfg = result.config
+    if seed_index is None:
+        seed_index = result.best_seed() if cfg.num_seeds > 1 else 0
+    if not 0 <= seed_index < cfg.num_seeds:
+        raise ValueError(f"seed_index {seed_index} out of range for {cfg.num_seeds} seeds")
+    params = jax.tree.map(lambda x: np.asarray(x[seed_index]), result.params)
+    meta = {
+        "source_run": str(Path(run_dir)),
+        "seed_index": seed_index,
+        "num_seeds": cfg.num_seeds,
+        "env_steps": int(result.env_steps),
+        "train_wall_time_s": round(float(result.wall_time), 1),
+    }
+    return ExportedAgent(params=params, config=cfg, rules=rules_of(cfg), meta=meta)
+
+
+_RULES_NOTE = {
+    "current": "today's CybORG, e.g. csle-cyborg",
+    "leaderboard": "the original CybORG at cage-challenge-2 commit 606813b (the 2022 leaderboard)",
+}
+
+
+def _readme(agent: ExportedAgent, name: str) -> str:
+    cfg, steps = agent.config, agent.meta.get("env_steps")
+    trained = f", {steps:,} env steps" if isinstance(steps, int) else ""
+    rules = _RULES_NOTE.get(agent.rules, "see jaxcage's PARITY.md")
+    return (
+        f"# jaxcage defender ({agent.rules} rules)\n\n"
+        f"PPO policy trained by jaxcage: hidden sizes {list(cfg.hidden_sizes)}, features "
+        f"{list(cfg.features)}, red agents {list(cfg.red_agents)}{trained}.\n"
+        f"Rule set `{agent.rules}`: score it in {rules}.\n\n"
+        "Score it with CybORG's official `CybORG/Evaluation/evaluation.py` by replacing its\n"
+        "`agent = BlueLoadAgent()` line with\n\n"
+        "```python\n"
+        "from jaxcage.submission import BlueAgent\n"
+        f'agent = BlueAgent("{name}")\n'
+        "```\n\n"
+        f"or run `jaxcage eval --run {name} --engine cyborg --episodes 1000`.\n"
+    )
+
+
+def save_agent(agent: ExportedAgent, out_dir: str | Path) -> Path:
+    """Write ``agent`` to ``out_dir`` (created; an existing agent there is replaced)."""
+    out = Path(out_dir)
+    if out.is_dir() and not (out / AGENT_FILE).is_file() and any(out.iterdir()):
+        raise ValueError(f"{out} exists and is not an exported agent; refusing to overwrite it")
+    out.mkdir(parents=True, exist_ok=True)
+    flat = traverse_util.flatten_dict(jax.device_get(agent.params), sep=_SEP)
+    arrays: dict[str, Any] = {str(k): np.asarray(v) for k, v in flat.items()}
+    np.savez(out / PARAMS_FILE, **arrays)
+    header = {
+        "format": FORMAT_VERSION,
+        "kind": "jaxcage-blue-agent",
+        "rules": agent.rules,
+        "config": agent.config.to_dict(),
+        "meta": agent.meta,
+    }
+    (out / AGENT_FILE).write_text(json.dumps(header, indent=2) + "\n")
+    (out / README_FILE).write_text(_readme(agent, str(out)))
+    return out
+
+
+def export_run(run_dir: str | Path, out_dir: str | Path, seed_index: int | None = None) -> Path:
+    """``jaxcage export``: a run directory's defender as an agent directory.
+
+    The ``eval_*.json`` tables next to the checkpoint (``jaxcage eval`` output), if any, are
+    copied along as the agent's recorded scores.
+    """
+    out = save_agent(from_run(run_dir, seed_index), out_dir)
+    for table in sorted(Path(run_dir).glob("eval_*.json")):
+        shutil.copyfile(table, out / table.name)
+    return out
+
+
+def load_agent(path: str | Path) -> ExportedAgent:
+    """An exported agent directory, or a training run directory (its best seed).
+
+    Raises:
+        FileNotFoundError: ``path`` is neither (the message says what was expected).
+        ValueError: the directory's files are malformed or do not fit their config.
+    """
+    p = Path(path)
+    if not p.is_dir():
+        raise FileNotFoundError(f"agent directory {p} does not exist")
+    if (p / AGENT_FILE).is_file():
+        return _load_exported(p)
+    if (p / ckpt.CHECKPOINT_NAME).is_file():
+        return from_run(p)
+    raise FileNotFoundError(
+        f"{p} is neither an exported agent (no {AGENT_FILE}; make one with "
+        f"`jaxcage export --run RUN --out DIR`) nor a training run (no {ckpt.CHECKPOINT_NAME})"
+    )
+
+
+def _load_exported(p: Path) -> ExportedAgent:
+    try:
+        header = json.loads((p / AGENT_FILE).read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{p / AGENT_FILE} is not valid JSON: {err}") from err
+    if not isinstance(header, dict) or header.get("format") != FORMAT_VERSION:
+        got = header.get("format") if isinstance(header, dict) else header
+        raise ValueError(f"{p / AGENT_FILE}: unsupported agent format {got!r}")
+    cfg = from_dict(header["config"])
+    if not (p / PARAMS_FILE).is_file():
+        raise FileNotFoundError(f"{p} has {AGENT_FILE} but no {PARAMS_FILE}")
+    with np.load(p / PARAMS_FILE) as z:
+        flat = {k: z[k] for k in z.files}
+    # Check every array against the network this config builds (shapes only, nothing runs), so
+    # a mismatched file fails here rather than inside a traced call.
+    network = make_network_for(cfg)
+    template = jax.eval_shape(
+        network.init, jax.random.key(0), jnp.zeros((1, input_size(cfg.features)), jnp.float32)
+    )
+    expected: dict[str, Any] = dict(traverse_util.flatten_dict(template, sep=_SEP))
+    if set(flat) != set(expected):
+        missing, extra = sorted(set(expected) - set(flat)), sorted(set(flat) - set(expected))
+        raise ValueError(
+            f"{p / PARAMS_FILE} does not fit its config: missing {missing}, unexpected {extra}"
+        )
+    for k, t in expected.items():
+        if flat[k].shape != t.shape or flat[k].dtype != t.dtype:
+            raise ValueError(
+                f"{p / PARAMS_FILE}: {k} is {flat[k].dtype}{flat[k].shape}, the config's network "
+                f"expects {t.dtype}{t.shape}"
+            )
+    params = traverse_util.unflatten_dict(flat, sep=_SEP)
+    rules = str(header.get("rules", rules_of(cfg)))
+    return ExportedAgent(params=params, config=cfg, rules=rules, meta=dict(header.get("meta", {})))

@@ -1,0 +1,168 @@
+"""Parity of the ``leaderboard`` rule set with the original CybORG at commit 606813b, without it.
+
+CI cannot fetch that CybORG, so it checks against data recorded from it (``tests/data/``):
+
+* ``cyborg_traces_leaderboard.npz`` (``python -m jaxcage.parity.traces record``): lockstep traces,
+  replayed through jaxcage's ``transition``: zero mismatches under ``rules="leaderboard"``, and
+  behavioural mismatches under ``rules="current"`` (the data tells the two games apart);
+* ``cyborg_returns_leaderboard.npz`` (``python -m jaxcage.parity generate --rules leaderboard``):
+  return samples, compared by TOST with jaxcage's leaderboard-rules returns.
+
+Where a CybORG at 606813b is importable (``PYTHONPATH=<cage-challenge-2 @ 606813b>/CybORG``), the
+live lockstep and a bit-for-bit regeneration of the samples run too.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from jaxcage.constants import Exploit
+from jaxcage.parity import generate as gen
+from jaxcage.parity import stats, traces
+from jaxcage.parity.lockstep import LockstepConfig, run_lockstep
+from jaxcage.reference import ReferenceNotInstalled
+from jaxcage.reference.versions import cyborg_rules
+
+TRACES = traces.DATA_PATH
+SAMPLES = gen.DATA_PATHS["leaderboard"]
+
+
+def _require(path: str) -> None:
+    if not os.path.exists(path):
+        pytest.fail(f"committed leaderboard data missing: {path}")
+
+
+@pytest.fixture(scope="module")
+def original_cyborg() -> str:
+    """The official CybORG at 606813b, if importable (skipped otherwise: CI has none)."""
+    try:
+        found = cyborg_rules("official")
+    except ReferenceNotInstalled:
+        pytest.skip("the official CybORG (cage-challenge-2 @ 606813b) is not importable")
+    if found != "leaderboard":
+        pytest.skip(f"the importable official CybORG implements rules={found!r}, not 606813b")
+    return "official"
+
+
+# --- recorded traces -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def replays() -> dict[str, traces.ReplayResult]:
+    _require(TRACES)
+    return {rules: traces.replay(TRACES, rules) for rules in ("leaderboard", "current")}
+
+
+def test_traces_cover_both_red_agents_and_the_rule_changes():
+    _require(TRACES)
+    with np.load(TRACES) as data:
+        assert str(data["meta/rules"]) == "leaderboard"
+        reds = [str(data[k][0]) for k in data.files if k.endswith("/meta") and "block" in k]
+        assert {"b_line", "meander"} <= set(reds)
+        per_red = {r: 0 for r in reds}
+        for k in data.files:
+            if k.endswith("/step/action"):
+                per_red[str(data[k.replace("/step/action", "/meta")][0])] += data[k].shape[0]
+        assert min(per_red.values()) >= 20
+        # The 3ead7fd difference occurs in the recording: HarakaRCE run against a host whose
+        # Haraka version a Restore had lost, and failing.
+        failed_on_restored = 0
+        for k in data.files:
+            if not k.endswith("/state/haraka_unknown"):
+                continue
+            prefix = k[: -len("/state/haraka_unknown")]
+            lost = data[k][:, :-1]  # (E, T, 13) before each step
+            exploit = data[f"{prefix}/step/exploit"]
+            target = np.clip(data[f"{prefix}/step/red_target"], 0, 12)
+            hit = np.take_along_axis(lost, target[..., None], axis=2)[..., 0] == 1
+            haraka = exploit == Exploit.HARAKA_RCE
+            failed_on_restored += int(
+                (hit & haraka & (data[f"{prefix}/step/red_success"] == 0)).sum()
+            )
+        assert failed_on_restored >= 5
+
+
+@pytest.mark.slow
+def test_leaderboard_traces_replay_with_zero_mismatches(replays):
+    res = replays["leaderboard"]
+    assert res.recorded_rules == "leaderboard" and res.episodes >= 60
+    report = "\n".join(m.format() for m in res.mismatches[:5])
+    assert not res.mismatches, f"{len(res.mismatches)} mismatching episodes:\n{report}"
+
+
+@pytest.mark.slow
+def test_traces_tell_the_rule_sets_apart(replays):
+    res = replays["current"]
+    # Not just the hidden Haraka flag: what Blue observes or Red does differs in many episodes.
+    assert len(res.behavioural()) >= 10, [m.format() for m in res.mismatches[:5]]
+
+
+# --- return samples + TOST ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def samples() -> gen.Dataset:
+    _require(SAMPLES)
+    return gen.load_dataset(SAMPLES)
+
+
+def test_leaderboard_samples_cover_their_cells(samples):
+    assert samples.rules == "leaderboard" and samples.base_seed == gen.DEFAULT_BASE_SEED
+    assert set(samples.rewards) == {c.key for c in gen.LEADERBOARD_CELLS}
+    for cell in gen.LEADERBOARD_CELLS:
+        rewards = samples.rewards[cell.key]
+        assert rewards.shape == (gen.cell_episodes(cell, rules="leaderboard"), cell.length)
+        np.testing.assert_array_equal(
+            samples.returns[cell.key], rewards.astype(np.int32).sum(axis=1)
+        )
+        assert rewards.max() <= 0 and rewards.min() >= -158
+    assert any("backend=official" in v for v in samples.versions)
+
+
+def test_react_restore_bline_30_is_the_issue_figure(samples):
+    # Issue 11: a react-and-restore defender vs B_line over 30 steps scores about -10.9 under
+    # 606813b and -14.9 today.
+    returns = samples.returns["react_restore/b_line/30"] / 10.0
+    se = returns.std(ddof=1) / np.sqrt(returns.size)
+    assert abs(returns.mean() - (-10.9)) < 4 * se + 0.2
+
+
+@pytest.mark.slow
+def test_statistical_parity_with_cyborg_606813b(samples, capsys):
+    # jaxcage: 10x CybORG's episodes per cell (at least 2,000); today's rules on one cell only.
+    results = stats.run_stats(samples.rewards, episodes=2000, rules="leaderboard")
+    cell = gen.Cell("react_restore", "b_line", 30)
+    against_current = stats.run_stats(samples.rewards, [cell], episodes=2000, rules="current")
+    with capsys.disabled():
+        print("\nleaderboard rules vs CybORG 606813b\n" + stats.TABLE_HEADER)
+        for r in results:
+            print(stats.format_row(r))
+        print("current rules vs CybORG 606813b")
+        for r in against_current:
+            print(stats.format_row(r))
+    # The acceptance rule of tests/test_parity_stats.py: nothing DIFFERENT, no per-step curve
+    # differing, equivalence shown wherever TOST has the power for it.
+    bad = [stats.format_row(r) for r in results if not r.consistent]
+    assert not bad, "\n".join(bad)
+    # The samples discriminate: today's rules are shown DIFFERENT from 606813b.
+    assert [r.tost.verdict for r in against_current] == ["DIFFERENT"]
+
+
+# --- live checks, only where the original CybORG is importable ----------------------------------
+
+
+@pytest.mark.parity
+def test_live_lockstep_against_cyborg_606813b(original_cyborg):
+    configs = [LockstepConfig(r, "sleep", episodes=3, max_steps=50) for r in ("b_line", "meander")]
+    result = run_lockstep(configs, backend=original_cyborg, rules="leaderboard", stop_after=1)
+    assert not result.mismatches, result.mismatches[0].format()
+
+
+@pytest.mark.parity
+def test_generate_reproduces_leaderboard_samples(samples, original_cyborg):
+    for cell in gen.LEADERBOARD_CELLS:
+        again = gen.generate_cell(cell, episodes=1, backend=original_cyborg)
+        np.testing.assert_array_equal(again, samples.rewards[cell.key][:1], err_msg=cell.key)

@@ -6,6 +6,7 @@
                   [--resume] [--profile] [--quiet]
     jaxcage eval --run runs/<dir> [--engine jax|cyborg] [--episodes N] [--stochastic]
                  [--seed S] [--seed-index I]
+    jaxcage workflows search|sweep|baselines [--config NAME] [--set k=v] --out DIR
 
 ``train`` writes ``config.yaml``, ``metrics.csv``, ``checkpoint.npz`` and ``learning_curve.png``
 into the run directory; ``eval`` prints the CAGE2 table and saves it as
@@ -30,6 +31,7 @@ from jaxcage.ppo.config import PPOConfig, load_config, parse_override
 from jaxcage.ppo.logging import config_diff
 from jaxcage.ppo.train import train
 from jaxcage.reference.cyborg_env import ReferenceNotInstalled
+from jaxcage.workflows import cli as workflows_cli
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -71,6 +73,7 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--seed-index", type=int, default=None, help="which trained seed (default: best training)"
     )
+    workflows_cli.add_parser(sub)
     return p
 
 
@@ -180,6 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_train(args)
         if args.command == "eval":
             return _cmd_eval(args)
+        if args.command == "workflows":
+            return workflows_cli.run(args)
     except (ValueError, FileNotFoundError, ReferenceNotInstalled) as e:
         print(f"jaxcage {args.command}: error: {e}", file=sys.stderr)
         return 2

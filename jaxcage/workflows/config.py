@@ -325,10 +325,13 @@ def load_config(name_or_path: str | Path = "workflows", **overrides: Any) -> Wor
     """
     try:
         path = resolve_config_path(name_or_path)
-    except FileNotFoundError:
+    except FileNotFoundError as e:
         if str(name_or_path).startswith("workflows") or Path(str(name_or_path)).suffix:
             raise
-        path = resolve_config_path(f"workflows_{name_or_path}")
+        try:
+            path = resolve_config_path(f"workflows_{name_or_path}")
+        except FileNotFoundError:
+            raise e from None
     with open(path) as f:
         data = yaml.safe_load(f) or {}
     if not isinstance(data, dict):

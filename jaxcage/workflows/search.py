@@ -59,6 +59,10 @@ class SearchResult:
 # --------------------------------------------------------------------------------------------
 
 
+# (WorkflowEnv-like object, env params): injectable so tests can run the driver on a tiny env.
+EnvSpec = tuple[Any, Any]
+
+
 @dataclasses.dataclass
 class _Programs:
     init: Callable[[jax.Array], Any]
@@ -66,8 +70,10 @@ class _Programs:
     compile_time: float
 
 
-def _programs(cfg: WorkflowConfig, cap_updates: int, eval_episodes: int, vmapped: int) -> _Programs:
-    env, env_params = wppo.make_env(cfg)
+def _programs(
+    cfg: WorkflowConfig, cap_updates: int, eval_episodes: int, vmapped: int, env: EnvSpec | None
+) -> _Programs:
+    env, env_params = wppo.make_env(cfg) if env is None else env
     init = jax.jit(wppo.make_init_params(cfg))
     fn = wppo.make_train_workflow(cfg, env, env_params, cap_updates, eval_episodes)
     key = jax.random.key(0)
@@ -192,14 +198,21 @@ def _eval_row(ev: dict[str, Any]) -> dict[str, float]:
 
 
 def search(
-    cfg: WorkflowConfig, *, out_dir: str | Path | None = None, verbose: bool = False
+    cfg: WorkflowConfig,
+    *,
+    out_dir: str | Path | None = None,
+    verbose: bool = False,
+    env: EnvSpec | None = None,
 ) -> SearchResult:
-    """Run the workflow search (``cfg.mode`` independent: GP-UCB; universal: one policy)."""
+    """Run the workflow search (``cfg.mode`` independent: GP-UCB; universal: one policy).
+
+    ``env`` injects ``(WorkflowEnv-like, env params)`` instead of ``ppo.make_env(cfg)`` (tests).
+    """
     if cfg.mode == "universal":
-        return _search_universal(cfg, out_dir=out_dir, verbose=verbose)
+        return _search_universal(cfg, out_dir=out_dir, verbose=verbose, env=env)
     t_start = time.perf_counter()
     out = _start(cfg, out_dir, "search")
-    progs = _programs(cfg, cfg.cap_updates, cfg.eval_episodes, vmapped=0)
+    progs = _programs(cfg, cfg.cap_updates, cfg.eval_episodes, vmapped=0, env=env)
     if verbose:
         print(
             f"compiled in {progs.compile_time:.1f}s: {cfg.episodes_per_update} episodes per "
@@ -373,10 +386,10 @@ def _print_done(s: dict[str, Any]) -> None:
 
 
 def _evaluate_all_orders(
-    cfg: WorkflowConfig, params: Any, key: jax.Array, episodes: int
+    cfg: WorkflowConfig, params: Any, key: jax.Array, episodes: int, env: EnvSpec | None
 ) -> list[dict[str, Any]]:
     """Evaluate one policy on every workflow (``sweep_chunk`` orders per vmapped call)."""
-    env, env_params = wppo.make_env(cfg)
+    env, env_params = wppo.make_env(cfg) if env is None else env
     ev = wppo.make_evaluate(cfg, env, env_params, episodes)
     chunk = cfg.sweep_chunk
     fn = jax.jit(jax.vmap(ev, in_axes=(None, 0, 0)))
@@ -401,13 +414,14 @@ def _evaluate_all_orders(
 
 
 def _search_universal(
-    cfg: WorkflowConfig, *, out_dir: str | Path | None, verbose: bool
+    cfg: WorkflowConfig, *, out_dir: str | Path | None, verbose: bool, env: EnvSpec | None
 ) -> SearchResult:
     """One policy trained on all 120 workflows (each episode draws its order), for the whole
     budget; then every workflow is evaluated and the best compliant one reported."""
     t_start = time.perf_counter()
     out = _start(cfg, out_dir, "search (universal)")
-    env, env_params = wppo.make_env(cfg)
+    env_spec = env
+    env, env_params = wppo.make_env(cfg) if env is None else env
     per_chunk = max(1, min(10, cfg.budget_updates))
     chunk_fn = wppo.make_universal_chunk(cfg, env, env_params, per_chunk)
     tx = wppo.make_optimizer(cfg)
@@ -447,12 +461,12 @@ def _search_universal(
                 flush=True,
             )
     used = done * epu
-    evals = _evaluate_all_orders(cfg, params, key_eval, cfg.eval_episodes)
+    evals = _evaluate_all_orders(cfg, params, key_eval, cfg.eval_episodes_run, env_spec)
     for r in evals:
         r["success"] = r["eval_compliance"] >= cfg.threshold
         r["episodes_used"] = used
     wall = time.perf_counter() - t_start
-    eval_steps = NUM_ORDERS * cfg.eval_episodes * cfg.max_steps
+    eval_steps = NUM_ORDERS * cfg.eval_episodes_run * cfg.max_steps
     best = _best(evals, cfg.threshold)
     summary = {
         "command": "search",
@@ -490,7 +504,11 @@ def _search_universal(
 
 
 def sweep(
-    cfg: WorkflowConfig, *, out_dir: str | Path | None = None, verbose: bool = False
+    cfg: WorkflowConfig,
+    *,
+    out_dir: str | Path | None = None,
+    verbose: bool = False,
+    env: EnvSpec | None = None,
 ) -> SearchResult:
     """Train and evaluate every one of the 120 workflows from scratch
     (``sweep_episodes_per_workflow`` each, the search's stop rule), ``sweep_chunk`` at a time in
@@ -500,7 +518,7 @@ def sweep(
     epu = cfg.episodes_per_update
     cap = cfg.sweep_episodes_per_workflow // epu
     chunk = min(cfg.sweep_chunk, NUM_ORDERS)
-    progs = _programs(cfg, cap, cfg.eval_episodes, vmapped=chunk)
+    progs = _programs(cfg, cap, cfg.eval_episodes, vmapped=chunk, env=env)
     if verbose:
         print(
             f"compiled in {progs.compile_time:.1f}s: {chunk} workflows per program, <= {cap} "
@@ -596,3 +614,125 @@ def sweep(
     if verbose:
         _print_done(summary)
     return SearchResult(summary=summary, workflows=rows, params=params_by_order, out_dir=out)
+
+
+# --------------------------------------------------------------------------------------------
+# baselines
+# --------------------------------------------------------------------------------------------
+
+SCRIPTED_BASELINES = ("random", "greedy_exact", "greedy_host")
+
+
+def baselines(
+    cfg: WorkflowConfig,
+    *,
+    out_dir: str | Path | None = None,
+    verbose: bool = False,
+    scripted: bool = True,
+    ppo: bool = True,
+) -> SearchResult:
+    """The search's baselines under the same evaluation (``eval_episodes_run`` stochastic
+    episodes, env return without alignment, compliance against ``baseline_order``):
+
+    * scripted (``jaxcage.workflows.baselines``): random, greedy restore (exact and host-level)
+      on ``baseline_order``, and the repo's 6 canonical fixed orders (each scored against its
+      own order);
+    * PPO without the workflow input (52 inputs, env reward only, no early stop), trained on
+      the whole ``total_episodes`` budget: the repo's ``train_parallel_baseline.py`` like-for-like.
+    """
+    from jaxcage.workflows import baselines as wb
+
+    t_start = time.perf_counter()
+    out = _start(cfg, out_dir, "baselines")
+    order = check_order(cfg.baseline_order, "baseline_order")
+    spec = cfg.compliance_spec()
+    n_eval = cfg.eval_episodes_run
+    rows: list[dict[str, Any]] = []
+
+    def add(name: str, o: int, res: dict[str, Any], episodes: int, wall: float) -> None:
+        ret = np.asarray(res["env_return"], dtype=float)
+        row = {
+            "baseline": name,
+            "order": o,
+            "letters": order_letters(o),
+            "eval_env_return": float(ret.mean()),
+            "eval_env_return_std": float(ret.std()),
+            "eval_compliance": float(np.mean(res["compliance"])),
+            "eval_fixes": float(np.mean(res["fixes"])),
+            "training_episodes": episodes,
+            "wall_s": wall,
+        }
+        rows.append(row)
+        if verbose:
+            print(
+                f"{name:>18} ({order_letters(o)}): env return {row['eval_env_return']:8.2f} "
+                f"+- {row['eval_env_return_std']:6.2f}, compliance {row['eval_compliance']:.3f}, "
+                f"fixes {row['eval_fixes']:.1f} ({wall:.1f}s)",
+                flush=True,
+            )
+
+    if scripted:
+        named = [(n, wb.get_policy(n), order) for n in SCRIPTED_BASELINES]
+        named += [(n, p, o) for n, (o, p) in wb.FIXED_ORDER_POLICIES.items()]
+        for name, policy, o in named:
+            t0 = time.perf_counter()
+            res = wb.evaluate_policy(
+                policy,
+                o,
+                episodes=n_eval,
+                seed=cfg.seed,
+                red=cfg.red_agent,
+                green=cfg.green_agent,
+                spec=spec,
+                max_steps=cfg.max_steps,
+            )
+            add(name, o, res, 0, time.perf_counter() - t0)
+
+    if ppo:
+        pcfg = cfg.replace(
+            workflow_input=False,
+            alignment=False,
+            early_stop=False,
+            patience_updates=0,
+            max_episodes_per_workflow=cfg.budget_updates * cfg.episodes_per_update,
+        )
+        t0 = time.perf_counter()
+        progs = _programs(pcfg, pcfg.cap_updates, pcfg.eval_episodes, vmapped=0, env=None)
+        root = jax.random.key(cfg.seed)
+        key_init, key_train = jax.random.split(root)
+        run = progs.train(
+            progs.init(key_init), jnp.int32(order), key_train, jnp.int32(pcfg.cap_updates)
+        )
+        run = jax.device_get(run)
+        n = int(run.updates)
+        if out is not None:
+            table = logs.CsvTable(out / "ppo_no_workflow_training_log.csv", logs.TRAINING_COLUMNS)
+            table.append(
+                _update_rows(
+                    0, order, run.metrics, n, 0, time.perf_counter() - t0, pcfg.episodes_per_update
+                )
+            )
+            if cfg.checkpoints:
+                logs.save_params(
+                    out / "checkpoints" / "ppo_no_workflow.npz", run.params, {"updates": n}
+                )
+        ev = {k: np.asarray(v) for k, v in run.evaluation.items()}
+        res = {"env_return": ev["env_return"], "compliance": ev["compliance"], "fixes": ev["fixes"]}
+        add("ppo_no_workflow", order, res, n * pcfg.episodes_per_update, time.perf_counter() - t0)
+        rows[-1]["eval_env_return_std"] = float(ev["env_return_std"])
+        rows[-1]["compile_time_s"] = progs.compile_time
+
+    wall = time.perf_counter() - t_start
+    summary = {
+        "command": "baselines",
+        "red_agent": cfg.red_agent,
+        "baseline_order": order_names(order),
+        "eval_episodes": n_eval,
+        "wall_time_s": wall,
+        "baselines": rows,
+    }
+    if out is not None:
+        logs.write_json(out / "summary.json", summary)
+        table = logs.CsvTable(out / "baselines.csv", list(rows[0].keys()) if rows else ["baseline"])
+        table.append(rows)
+    return SearchResult(summary=summary, workflows=rows, params={}, out_dir=out)

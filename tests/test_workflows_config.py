@@ -1,0 +1,73 @@
+"""WorkflowConfig: defaults equal configs/workflows.yaml, presets load, bad input fails early."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import yaml
+
+from jaxcage.ppo.config import resolve_config_path
+from jaxcage.workflows.config import WorkflowConfig, from_dict, load_config
+
+
+def test_default_yaml_equals_dataclass_defaults() -> None:
+    with open(resolve_config_path("workflows")) as f:
+        data = yaml.safe_load(f)
+    assert from_dict(data) == WorkflowConfig()
+    assert set(data) == {f.name for f in dataclasses.fields(WorkflowConfig)}
+
+
+@pytest.mark.parametrize("name", ["workflows", "seed_v2", "seed_v0", "workflows_seed_v2"])
+def test_presets_load(name: str) -> None:
+    cfg = load_config(name)
+    assert isinstance(cfg, WorkflowConfig)
+
+
+def test_seed_v2_is_the_repo_main_method() -> None:
+    cfg = load_config("seed_v2")
+    assert (cfg.advantage, cfg.num_minibatches, cfg.update_epochs) == ("mc_normalized", 1, 6)
+    assert (cfg.lr, cfg.adam_b1, cfg.adam_b2, cfg.max_grad_norm) == (2e-3, 0.9, 0.99, 0.0)
+    assert (cfg.init, cfg.episodes_per_update, cfg.hidden_sizes) == ("torch", 200, (64, 64))
+    assert (cfg.selector, cfg.inherit, cfg.threshold, cfg.lam) == (
+        "repo_heuristic",
+        "nearest_kendall",
+        0.9,
+        30.0,
+    )
+
+
+def test_overrides_and_order_forms() -> None:
+    cfg = load_config("workflows", first_order="UHSED", total_episodes="2e5")
+    assert cfg.first_order == ("user", "op_host", "op_server", "enterprise", "defender")
+    assert cfg.total_episodes == 200_000
+    assert cfg.replace(lam=10).lam == 10.0
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"first_order": ["user", "user", "defender", "op_host", "op_server"]}, "permutation"),
+        ({"first_order": "DESHX"}, "permutation"),
+        ({"baseline_order": ["defender", "enterprise"]}, "permutation"),
+        ({"rule": "fixed-types"}, "rule must be one of"),
+        ({"compromise": "foothold"}, "compromise must be one of"),
+        ({"selector": "ucb"}, "selector must be one of"),
+        ({"inherit": "nearest"}, "inherit must be one of"),
+        ({"total_episodes": 100}, "smaller than one update"),
+        ({"max_episodes_per_workflow": 199}, "smaller than one update"),
+        ({"threshold": 0.0}, r"threshold must be in \(0, 1\]"),
+        ({"threshold": 1.5}, r"threshold must be in \(0, 1\]"),
+        ({"num_minibatches": 3}, "must divide the batch"),
+        ({"not_a_key": 1}, "unknown workflow config key"),
+        ({"return_leak": True}, "return_leak only applies"),
+    ],
+)
+def test_bad_input_is_a_clear_error(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        WorkflowConfig().replace(**changes)
+
+
+def test_bad_direct_construction_is_validated() -> None:
+    with pytest.raises(ValueError, match="permutation"):
+        WorkflowConfig(first_order=("defender",) * 5)

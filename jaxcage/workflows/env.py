@@ -45,12 +45,12 @@ class WorkflowState(struct.PyTreeNode):
     window_t: jax.Array  # () int32: steps taken in the current episode / window
 
 
-def order_types(order_idx: jax.Array) -> jax.Array:
+def order_types(order_idx: jax.Array | int) -> jax.Array:
     """(5,) int32: the types of order ``order_idx`` in priority order."""
     return jnp.asarray(ORDERS)[order_idx]
 
 
-def workflow_input(order_idx: jax.Array) -> jax.Array:
+def workflow_input(order_idx: jax.Array | int) -> jax.Array:
     """(25,) float32: the position x type one-hot the policy reads after the 52-dim obs."""
     return jnp.asarray(ONEHOT)[order_idx]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -51,7 +52,7 @@ def test_gp_posterior_matches_numpy_reference() -> None:
 
 
 def test_repeats_reduce_uncertainty() -> None:
-    kw = {"lengthscale": 0.3, "signal_var": 1.0, "noise_var": 0.5}
+    kw: dict[str, Any] = {"lengthscale": 0.3, "signal_var": 1.0, "noise_var": 0.5}
     _, sd1 = gp_posterior(np.array([5, 40]), np.array([1.0, 2.0]), **kw)
     _, sd3 = gp_posterior(np.array([5, 5, 5, 40]), np.array([1.0, 1.0, 1.0, 2.0]), **kw)
     assert sd3[5] < sd1[5]

@@ -19,10 +19,14 @@ itertools order (``np.argmax`` keeps the first maximum).
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from jaxcage.workflows.orders import KENDALL, NUM_ORDERS
+
+if TYPE_CHECKING:
+    from jaxcage.workflows.config import WorkflowConfig
 
 
 @dataclasses.dataclass
@@ -169,7 +173,9 @@ class RepoHeuristicSelector:
         return Choice(i, float(ucb[i]), float(mu[i]), float(sigma[i]), "repo_heuristic")
 
 
-def make_selector(cfg: object, rng: np.random.Generator, first: int | None) -> object:
+def make_selector(
+    cfg: WorkflowConfig, rng: np.random.Generator, first: int | None
+) -> GPSelector | RepoHeuristicSelector:
     """The selector a ``WorkflowConfig`` asks for."""
     if cfg.selector == "repo_heuristic":
         return RepoHeuristicSelector(beta=cfg.beta, rng=rng, first=first)

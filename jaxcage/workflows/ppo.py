@@ -25,8 +25,9 @@ The network outputs logits and the loss uses log-softmax (the repo passes softma
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import flax.linen as nn
 import jax
@@ -129,6 +130,12 @@ def make_network(cfg: WorkflowConfig) -> WorkflowActorCritic:
     )
 
 
+def make_apply(cfg: WorkflowConfig) -> Callable[[Any, jax.Array], tuple[jax.Array, jax.Array]]:
+    """``apply(net_params, x) -> (logits, value)``."""
+    net = make_network(cfg)
+    return lambda params, x: cast(tuple[jax.Array, jax.Array], net.apply(params, x))
+
+
 def make_init_params(cfg: WorkflowConfig) -> Callable[[jax.Array], Any]:
     """``init(key) -> network params`` (pure)."""
     net = make_network(cfg)
@@ -192,7 +199,7 @@ def make_rollout(
     The episodes start together at a reset and end together at the time limit, so one call is
     exactly N episodes (the env auto-resets after the last step; that reset is discarded).
     """
-    net = make_network(cfg)
+    apply = make_apply(cfg)
     steps = cfg.max_steps
 
     def rollout(key: jax.Array, net_params: Any, orders: jax.Array) -> Rollout:
@@ -206,7 +213,7 @@ def make_rollout(
             wstate, obs, _ = carry
             key_act, key_env = jax.random.split(key)
             x = policy_input(cfg, obs, orders)
-            logits, value = net.apply(net_params, x)
+            logits, value = apply(net_params, x)
             if deterministic:
                 action = jnp.argmax(logits, axis=-1).astype(jnp.int32)
             else:
@@ -235,7 +242,7 @@ def make_rollout(
         init = (wstate, obs.astype(jnp.int32), obs.astype(jnp.int32))
         (_, _, final_obs), outs = jax.lax.scan(step, init, jax.random.split(key_steps, steps))
         x, a, lp, v, r, re, ra, d, c, f = outs
-        _, last_value = net.apply(net_params, policy_input(cfg, final_obs, orders))
+        _, last_value = apply(net_params, policy_input(cfg, final_obs, orders))
         return Rollout(x, a, lp, v, r, re, ra, d, c, f, last_value)
 
     return rollout
@@ -293,7 +300,7 @@ def make_learn(
 ) -> Callable[[Any, Any, jax.Array, Rollout], tuple[Any, Any, dict[str, jax.Array]]]:
     """``learn(net_params, opt_state, key, rollout) -> (net_params, opt_state, metrics)``: the
     returns / advantages of one rollout and ``update_epochs`` epochs of minibatch steps."""
-    net = make_network(cfg)
+    apply = make_apply(cfg)
     tx = make_optimizer(cfg)
     mc = cfg.advantage == "mc_normalized"
     coefs = {
@@ -306,10 +313,10 @@ def make_learn(
     batch, mbs = cfg.batch_size, cfg.num_minibatches
 
     def loss_fn(params: Any, mb: Minibatch) -> tuple[jax.Array, dict[str, jax.Array]]:
-        logits, values = net.apply(params, mb.inputs)
+        logits, values = apply(params, cast(jax.Array, mb.inputs))
         if mc:
             # The repo's advantage: normalised return minus the *current* (detached) value.
-            mb = mb.replace(advantages=mb.returns - jax.lax.stop_gradient(values))
+            mb = dataclasses.replace(mb, advantages=mb.returns - jax.lax.stop_gradient(values))
         return ppo_loss_terms(logits, values, mb, **coefs)
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
@@ -429,8 +436,7 @@ class WorkflowRun:
     evaluation: dict[str, jax.Array]  # EVAL_METRICS scalars
 
 
-@struct.dataclass
-class _Loop:
+class _Loop(struct.PyTreeNode):
     params: Any
     opt: Any
     key: jax.Array

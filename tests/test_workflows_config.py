@@ -71,3 +71,14 @@ def test_bad_input_is_a_clear_error(changes: dict[str, object], message: str) ->
 def test_bad_direct_construction_is_validated() -> None:
     with pytest.raises(ValueError, match="permutation"):
         WorkflowConfig(first_order=("defender",) * 5)
+
+
+def test_cli_rejects_bad_input_before_compiling(capsys: pytest.CaptureFixture[str]) -> None:
+    from jaxcage.cli import main
+
+    for action in ("search", "sweep", "baselines"):
+        rc = main(["workflows", action, "--set", "threshold=1.5", "--out", "/nonexistent/x"])
+        assert rc == 2
+        assert "threshold must be in (0, 1]" in capsys.readouterr().err
+    assert main(["workflows", "search", "--set", "first_order=DDSHU", "--out", "/x"]) == 2
+    assert "permutation" in capsys.readouterr().err

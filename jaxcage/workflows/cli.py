@@ -41,15 +41,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def run(args: argparse.Namespace) -> int:
     """Execute ``jaxcage workflows ...``; returns the exit status."""
-    from jaxcage.workflows import search as ws
+    from jaxcage.workflows.search import baselines, search, sweep
 
+    fn = {"search": search, "sweep": sweep, "baselines": baselines}[args.action]
     overrides = dict(parse_override(o) for o in args.overrides)
     cfg = load_config(args.config, **overrides)  # bad input fails here, before compiling
     out = Path(args.out)
     if (out / "summary.json").exists():
         raise ValueError(f"{out} already holds a finished run; choose another --out")
     print(f"run directory: {out}", flush=True)
-    fn = {"search": ws.search, "sweep": ws.sweep, "baselines": ws.baselines}[args.action]
     result = fn(cfg, out_dir=out, verbose=not args.quiet)
     print(f"saved {out / 'summary.json'}", flush=True)
     del result

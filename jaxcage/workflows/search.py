@@ -16,6 +16,8 @@ Budget accounting is exact: every update is ``episodes_per_update`` whole episod
 ``max_steps`` steps; an iteration may use at most ``min(cap, remaining budget)`` updates; the search
 stops once less than one update of budget is left (that remainder is reported as unused).
 Evaluation episodes are counted separately (``eval_env_steps``), as the repo does not charge them.
+``summary.json`` reports ``wall_time_s`` (compilation included) and ``cpu_time_s`` (this process's
+CPU seconds over all threads: on a shared machine it says what the run would cost alone).
 
 ``sweep`` trains and evaluates every one of the 120 workflows in one run (``sweep_chunk`` of them
 side by side in one vmapped program); ``baselines`` scores the non-learning policies of
@@ -210,7 +212,7 @@ def search(
     """
     if cfg.mode == "universal":
         return _search_universal(cfg, out_dir=out_dir, verbose=verbose, env=env)
-    t_start = time.perf_counter()
+    t_start, cpu_start = time.perf_counter(), time.process_time()
     out = _start(cfg, out_dir, "search")
     progs = _programs(cfg, cfg.cap_updates, cfg.eval_episodes, vmapped=0, env=env)
     if verbose:
@@ -348,6 +350,7 @@ def search(
         "unique_workflows": len(trained_order),
         "successes": int(sum(r["success"] for r in rows)),
         "wall_time_s": wall,
+        "cpu_time_s": time.process_time() - cpu_start,
         "compile_time_s": progs.compile_time,
         "env_steps_per_s": (used * cfg.max_steps + eval_steps) / max(wall, 1e-9),
         "workflows": rows,
@@ -372,7 +375,8 @@ def _print_done(s: dict[str, Any]) -> None:
     comp_s = f"{comp:.3f}" if isinstance(comp, float) else "n/a"
     print(
         f"done: {s['episodes_used']:,} episodes ({s['env_steps']:,} training env steps + "
-        f"{s['eval_env_steps']:,} evaluation) in {s['wall_time_s']:.1f}s "
+        f"{s['eval_env_steps']:,} evaluation) in {s['wall_time_s']:.1f}s wall, "
+        f"{s['cpu_time_s']:.1f}s CPU "
         f"({s['env_steps_per_s']:,.0f} steps/s, compile {s['compile_time_s']:.1f}s); "
         f"{s['workflows_evaluated']} workflows; best {best}: env return {ret_s}, "
         f"compliance {comp_s}",
@@ -418,7 +422,7 @@ def _search_universal(
 ) -> SearchResult:
     """One policy trained on all 120 workflows (each episode draws its order), for the whole
     budget; then every workflow is evaluated and the best compliant one reported."""
-    t_start = time.perf_counter()
+    t_start, cpu_start = time.perf_counter(), time.process_time()
     out = _start(cfg, out_dir, "search (universal)")
     env_spec = env
     env, env_params = wppo.make_env(cfg) if env is None else env
@@ -482,6 +486,7 @@ def _search_universal(
         "mean_eval_compliance": float(np.mean([r["eval_compliance"] for r in evals])),
         "mean_eval_env_return": float(np.mean([r["eval_env_return"] for r in evals])),
         "wall_time_s": wall,
+        "cpu_time_s": time.process_time() - cpu_start,
         "compile_time_s": compile_time,
         "env_steps_per_s": (used * cfg.max_steps + eval_steps) / max(wall, 1e-9),
         "workflows": evals,
@@ -513,7 +518,7 @@ def sweep(
     """Train and evaluate every one of the 120 workflows from scratch
     (``sweep_episodes_per_workflow`` each, the search's stop rule), ``sweep_chunk`` at a time in
     one vmapped program."""
-    t_start = time.perf_counter()
+    t_start, cpu_start = time.perf_counter(), time.process_time()
     out = _start(cfg, out_dir, "sweep")
     epu = cfg.episodes_per_update
     cap = cfg.sweep_episodes_per_workflow // epu
@@ -593,6 +598,7 @@ def sweep(
         "workflows_evaluated": len(rows),
         "successes": int(sum(r["success"] for r in rows)),
         "wall_time_s": wall,
+        "cpu_time_s": time.process_time() - cpu_start,
         "compile_time_s": progs.compile_time,
         "env_steps_per_s": (used + NUM_ORDERS * cfg.eval_episodes_run)
         * cfg.max_steps
@@ -642,7 +648,7 @@ def baselines(
     """
     from jaxcage.workflows import baselines as wb
 
-    t_start = time.perf_counter()
+    t_start, cpu_start = time.perf_counter(), time.process_time()
     out = _start(cfg, out_dir, "baselines")
     order = check_order(cfg.baseline_order, "baseline_order")
     spec = cfg.compliance_spec()
@@ -729,6 +735,7 @@ def baselines(
         "baseline_order": order_names(order),
         "eval_episodes": n_eval,
         "wall_time_s": wall,
+        "cpu_time_s": time.process_time() - cpu_start,
         "baselines": rows,
     }
     if out is not None:

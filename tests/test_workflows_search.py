@@ -74,8 +74,14 @@ def _cfg(**kw):  # noqa: ANN003, ANN202
     return load_config("workflows", **{**base, **kw})
 
 
+# One object per compliance level, so runs share their compiled programs (search's cache).
+_ENVS: dict[float, tuple[FakeEnv, FakeParams]] = {}
+
+
 def _env(compliance: float):  # noqa: ANN202
-    return FakeEnv(), FakeParams(jnp.int32(5), jnp.float32(compliance))
+    if compliance not in _ENVS:
+        _ENVS[compliance] = (FakeEnv(), FakeParams(jnp.int32(5), jnp.float32(compliance)))
+    return _ENVS[compliance]
 
 
 def _read(path: Path) -> list[dict[str, str]]:
@@ -152,6 +158,7 @@ def test_plateau_stop() -> None:
     assert res.workflows[0]["updates"] == 3
 
 
+@pytest.mark.slow
 def test_sweep_trains_every_workflow(tmp_path: Path) -> None:
     cfg = _cfg(sweep_episodes_per_workflow=20, sweep_chunk=16, checkpoints=False)
     res = sweep(cfg, out_dir=tmp_path, env=_env(0.95))
@@ -160,6 +167,7 @@ def test_sweep_trains_every_workflow(tmp_path: Path) -> None:
     assert len(_read(tmp_path / "sweep.csv")) == NUM_ORDERS
 
 
+@pytest.mark.slow
 def test_universal_mode_on_tiny_env(tmp_path: Path) -> None:
     cfg = _cfg(mode="universal", total_episodes=40, sweep_chunk=40)
     res = search(cfg, out_dir=tmp_path, env=_env(0.95))

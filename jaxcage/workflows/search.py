@@ -72,7 +72,55 @@ class _Programs:
     compile_time: float
 
 
+# Fields that only steer the host loop (selection, budget, bookkeeping): the compiled inner loop
+# does not depend on them, so runs differing only there share one program (tests, notebooks).
+_HOST_ONLY_FIELDS = (
+    "total_episodes",
+    "max_episodes_per_workflow",  # enters through cap_updates
+    "max_workflows",
+    "selector",
+    "inherit",
+    "feed_failures",
+    "gp_target",
+    "eval_episodes",  # enters through eval_episodes
+    "beta",
+    "gp_lengthscale",
+    "gp_signal_var",
+    "gp_noise_var",
+    "first_order",
+    "sweep_episodes_per_workflow",
+    "sweep_chunk",
+    "baseline_order",
+    "seed",
+    "checkpoints",
+)
+_CACHE: dict[tuple[Any, ...], tuple[_Programs, EnvSpec | None]] = {}
+_CACHE_SIZE = 8
+
+
 def _programs(
+    cfg: WorkflowConfig, cap_updates: int, eval_episodes: int, vmapped: int, env: EnvSpec | None
+) -> _Programs:
+    """The compiled inner loop (cached per process on the fields it depends on)."""
+    program_cfg = tuple(
+        (f.name, getattr(cfg, f.name))
+        for f in dataclasses.fields(cfg)
+        if f.name not in _HOST_ONLY_FIELDS
+    )
+    env_key = None if env is None else (id(env[0]), id(env[1]))
+    key = (program_cfg, cap_updates, eval_episodes, vmapped, env_key)
+    hit = _CACHE.get(key)
+    # An injected env is kept alive next to its program, so its id() can't be reused.
+    if hit is not None and (env is None or (hit[1] is not None and hit[1][0] is env[0])):
+        return dataclasses.replace(hit[0], compile_time=0.0)
+    progs = _build_programs(cfg, cap_updates, eval_episodes, vmapped, env)
+    if len(_CACHE) >= _CACHE_SIZE:
+        _CACHE.pop(next(iter(_CACHE)))
+    _CACHE[key] = (progs, env)
+    return progs
+
+
+def _build_programs(
     cfg: WorkflowConfig, cap_updates: int, eval_episodes: int, vmapped: int, env: EnvSpec | None
 ) -> _Programs:
     env, env_params = wppo.make_env(cfg) if env is None else env

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import yaml
@@ -82,3 +83,14 @@ def test_cli_rejects_bad_input_before_compiling(capsys: pytest.CaptureFixture[st
         assert "threshold must be in (0, 1]" in capsys.readouterr().err
     assert main(["workflows", "search", "--set", "first_order=DDSHU", "--out", "/x"]) == 2
     assert "permutation" in capsys.readouterr().err
+
+
+def test_package_exports_and_baselines_driver_wiring(tmp_path: Path) -> None:
+    import jaxcage.workflows as wf
+    from jaxcage.workflows.baselines import FIXED_ORDER_POLICIES
+
+    assert callable(wf.search) and callable(wf.sweep) and callable(wf.baselines)
+    assert len(FIXED_ORDER_POLICIES) == 6
+    res = wf.baselines(WorkflowConfig(), out_dir=tmp_path, scripted=False, ppo=False)
+    assert res.summary["baseline_order"] == list(WorkflowConfig().baseline_order)
+    assert (tmp_path / "summary.json").exists() and (tmp_path / "baselines.csv").exists()

@@ -9,12 +9,15 @@ Public API::
     result = search(load_config("workflows", total_episodes=20_000), out_dir="runs/wf")
     result.summary["best_order"], result.summary["best_env_return"]
 
-(``search`` here is the function; the module is ``jaxcage.workflows.search``. The from-import
-below rebinds the package attribute after the submodule is loaded.)
+``search`` and ``baselines`` here are the driver functions, which shadow the submodules of the
+same names as package attributes: import those by path (``from jaxcage.workflows.baselines
+import evaluate_policy``, ``importlib.import_module("jaxcage.workflows.search")``). Both
+submodules are loaded before the functions are bound, so no later import rebinds the names.
 """
 
 from __future__ import annotations
 
+import jaxcage.workflows.baselines as _scripted_baselines  # noqa: F401 - load before shadowing
 from jaxcage.workflows.config import load_config
 from jaxcage.workflows.search import baselines, search, sweep
 

@@ -28,6 +28,7 @@ evaluation.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
 import time
 from collections.abc import Callable
@@ -694,7 +695,8 @@ def baselines(
     * PPO without the workflow input (52 inputs, env reward only, no early stop), trained on
       the whole ``total_episodes`` budget: the repo's ``train_parallel_baseline.py`` like-for-like.
     """
-    from jaxcage.workflows import baselines as wb
+    # By module path: the package attribute ``baselines`` is this function (see __init__).
+    wb = importlib.import_module("jaxcage.workflows.baselines")
 
     t_start, cpu_start = time.perf_counter(), time.process_time()
     out = _start(cfg, out_dir, "baselines")

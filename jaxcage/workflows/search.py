@@ -155,13 +155,15 @@ def _hms(s: float) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
-def _progress(used: int, total: int, elapsed: float, steps: int, text: str) -> str:
+def _progress(
+    used: int, total: int, elapsed: float, steps: int, text: str, unit: str = "episodes"
+) -> str:
     frac = min(1.0, used / total)
     bar = "#" * int(20 * frac) + "-" * (20 - int(20 * frac))
     sps = steps / max(elapsed, 1e-9)
     eta = elapsed * (1 - frac) / frac if frac > 0 else float("nan")
     return (
-        f"[{bar}] {used:,}/{total:,} episodes | {steps:,} env steps | {sps:,.0f} steps/s | "
+        f"[{bar}] {used:,}/{total:,} {unit} | {steps:,} env steps | {sps:,.0f} steps/s | "
         f"{text} | {_hms(elapsed)} elapsed, ETA {_hms(eta) if math.isfinite(eta) else '?'}"
     )
 
@@ -631,7 +633,8 @@ def sweep(
                     NUM_ORDERS,
                     time.perf_counter() - t_start,
                     used * cfg.max_steps,
-                    f"{done}/120 workflows, {ok} reached {cfg.threshold:.2f}",
+                    f"{used:,} episodes, {ok} reached {cfg.threshold:.2f}",
+                    unit="workflows",
                 ),
                 flush=True,
             )

@@ -1,4 +1,4 @@
-"""The ``jaxcage`` console script: ``jaxcage train``, ``jaxcage eval`` and ``jaxcage export``.
+"""The ``jaxcage`` console script: ``jaxcage train``, ``eval``, ``export`` and ``workflows``.
 
 ::
 
@@ -8,6 +8,7 @@
     jaxcage eval --run runs/<dir> [--engine jax|cyborg] [--episodes N] [--stochastic]
                  [--seed S] [--seed-index I] [--rules current|leaderboard]
     jaxcage export --run runs/<dir> --out agents/<name> [--seed-index I]
+    jaxcage workflows search|sweep|baselines [--config NAME] [--set k=v] --out DIR
 
 ``train`` writes ``config.yaml``, ``metrics.csv``, ``checkpoint.npz`` and ``learning_curve.png``
 into the run directory; ``eval`` prints the CAGE2 table and saves it as
@@ -38,6 +39,7 @@ from jaxcage.reference.cyborg_env import ReferenceNotInstalled
 from jaxcage.rules import RULE_NAMES
 from jaxcage.sharding import cluster_detected, is_writer
 from jaxcage.sharding import initialize as initialize_distributed
+from jaxcage.workflows import cli as workflows_cli
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -94,6 +96,7 @@ def _build_parser() -> argparse.ArgumentParser:
     x.add_argument(
         "--seed-index", type=int, default=None, help="which trained seed (default: best training)"
     )
+    workflows_cli.add_parser(sub)
     return p
 
 
@@ -251,6 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_eval(args)
         if args.command == "export":
             return _cmd_export(args)
+        if args.command == "workflows":
+            return workflows_cli.run(args)
     except (ValueError, FileNotFoundError, ReferenceNotInstalled) as e:
         print(f"jaxcage {args.command}: error: {e}", file=sys.stderr)
         return 2

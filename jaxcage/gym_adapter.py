@@ -176,6 +176,11 @@ def _result_row(obs: jax.Array, tenths: jax.Array, done: jax.Array, extra: jax.A
     return jnp.concatenate([obs.astype(jnp.int32), *scalars, extra], axis=-1)
 
 
+def _blank_states(num_envs: int) -> EnvState:
+    """``num_envs`` initial states, to be overwritten by a full reset."""
+    return jax.tree.map(lambda x: jnp.broadcast_to(x, (num_envs, *x.shape)), init_state())
+
+
 def _signature(tree: Any) -> tuple[Any, ...]:
     """A hashable description of a pytree's structure, shapes and dtypes (a compile-cache key)."""
     leaves, treedef = jax.tree.flatten(tree)
@@ -194,7 +199,7 @@ def _cached(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
 
 def _vector_kernels(
     num_envs: int, params: EnvParams, params_batched: bool, mode: AutoresetMode, key_impl: Any
-) -> tuple[FlatLayout, FlatLayout, PackedCall, PackedCall]:
+) -> tuple[FlatLayout, PackedCall, PackedCall]:
     """Cached ``_build_vector_kernels``."""
     sig = ("vector", num_envs, params_batched, mode, str(key_impl), _signature(params))
     return _cached(
@@ -204,10 +209,12 @@ def _vector_kernels(
 
 def _build_vector_kernels(
     num_envs: int, params: EnvParams, params_batched: bool, mode: AutoresetMode, key_impl: Any
-) -> tuple[FlatLayout, FlatLayout, PackedCall, PackedCall]:
+) -> tuple[FlatLayout, PackedCall, PackedCall]:
     """Packed batch kernels for ``CageVectorEnv``.
 
-    The carry is two int32 buffers: the key data and the ``(num_envs, L)`` packed states.
+    The carry is the key data (one int32 buffer) and the batched state's leaves, all donated. The
+    state is not packed here: at large batches the copy into one buffer would cost more than the
+    29 buffer handles it saves (small batches pay ~100 us per call for them; BENCHMARKS.md).
     ``reset(carry, params, mask) -> (carry, obs)`` and ``step(carry, actions, params, pending) ->
     (carry, result)``, ``result`` one ``(num_envs, 54 [+52])`` int32 array (see ``_result_row``).
     Both advance the key inside the program.
@@ -216,7 +223,6 @@ def _build_vector_kernels(
     p_axis = 0 if params_batched else None
     like = jax.random.key(0, impl=key_impl)
     key_layout = FlatLayout(key_to_data(like))
-    state_layout = FlatLayout(init_state())
 
     def reset_one(
         key: jax.Array, state: EnvState, params: EnvParams, mask: jax.Array
@@ -226,15 +232,13 @@ def _build_vector_kernels(
         return obs, _select(mask, fresh, state)
 
     def reset(
-        carry: tuple[jax.Array, jax.Array], params: EnvParams, mask: jax.Array
-    ) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
-        key = key_from_data(key_layout.unpack(carry[0]), like)
-        state = state_layout.unpack(carry[1])
+        carry: tuple[jax.Array, EnvState], params: EnvParams, mask: jax.Array
+    ) -> tuple[tuple[jax.Array, EnvState], jax.Array]:
+        key, state = key_from_data(key_layout.unpack(carry[0]), like), carry[1]
         key, key_reset = jax.random.split(key)
         keys = jax.random.split(key_reset, num_envs)
         obs, state = jax.vmap(reset_one, in_axes=(0, 0, p_axis, 0))(keys, state, params, mask)
-        packed = (key_layout.pack(key_to_data(key)), state_layout.pack(state, batch_dims=1))
-        return packed, obs.astype(jnp.int32)
+        return (key_layout.pack(key_to_data(key)), state), obs.astype(jnp.int32)
 
     def step_one(
         key: jax.Array, state: EnvState, action: jax.Array, params: EnvParams, pending: jax.Array
@@ -254,31 +258,25 @@ def _build_vector_kernels(
         return obs, next_state, tenths, done, obs
 
     def step(
-        carry: tuple[jax.Array, jax.Array],
+        carry: tuple[jax.Array, EnvState],
         actions: jax.Array,
         params: EnvParams,
         pending: jax.Array,
-    ) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
-        key = key_from_data(key_layout.unpack(carry[0]), like)
-        state = state_layout.unpack(carry[1])
+    ) -> tuple[tuple[jax.Array, EnvState], jax.Array]:
+        key, state = key_from_data(key_layout.unpack(carry[0]), like), carry[1]
         key, key_step = jax.random.split(key)
         keys = jax.random.split(key_step, num_envs)
         obs, state, tenths, done, final_obs = jax.vmap(step_one, in_axes=(0, 0, 0, p_axis, 0))(
             keys, state, actions, params, pending
         )
         extra = final_obs if mode == AutoresetMode.SAME_STEP else jnp.zeros_like(done)
-        packed = (key_layout.pack(key_to_data(key)), state_layout.pack(state, batch_dims=1))
-        return packed, _result_row(obs, tenths, done, extra)
+        return (key_layout.pack(key_to_data(key)), state), _result_row(obs, tenths, done, extra)
 
-    carry = (
-        np.zeros(key_layout.size, np.int32),
-        np.zeros((num_envs, state_layout.size), np.int32),
-    )
+    carry = (np.zeros(key_layout.size, np.int32), _blank_states(num_envs))
     mask = np.ones(num_envs, dtype=bool)
     actions = np.zeros(num_envs, dtype=np.int32)
     return (
         key_layout,
-        state_layout,
         PackedCall(reset, carry, params, mask),
         PackedCall(step, carry, actions, params, mask),
     )
@@ -333,15 +331,15 @@ class CageVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._key_like = jax.random.key(0)
-        self._key_layout, self._state_layout, self._reset_fn, self._step_fn = _vector_kernels(
+        self._key_layout, self._reset_fn, self._step_fn = _vector_kernels(
             self.num_envs,
             self.params,
             self.params_batched,
             self.autoreset_mode,
             jax.random.key_impl(self._key_like),
         )
-        # (key data, packed states): one pair of device buffers, donated to every call.
-        self._carry: tuple[jax.Array, jax.Array] | None = None
+        # (key data, batched state): device buffers donated to every call.
+        self._carry: tuple[jax.Array, EnvState] | None = None
         self._pending = np.zeros(self.num_envs, dtype=bool)  # NEXT_STEP: reset on next step()
         self._obs: np.ndarray | None = None  # last returned observation, for partial resets
 
@@ -423,9 +421,9 @@ class CageVectorEnv(VectorEnv):
     def _key_impl(self) -> Any:
         return jax.random.key_impl(self._key_like)
 
-    def _blank_state(self) -> jax.Array:
-        """Packed states to be overwritten by the first full reset."""
-        return jnp.zeros((self.num_envs, self._state_layout.size), jnp.int32)
+    def _blank_state(self) -> EnvState:
+        """A batched state to be overwritten by the first full reset."""
+        return _blank_states(self.num_envs)
 
     def close_extras(self, **kwargs: Any) -> None:
         """Drop the device state (``reset`` starts afresh)."""

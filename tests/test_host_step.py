@@ -117,6 +117,7 @@ def _reference_vector(mode: AutoresetMode, seed: int, actions: np.ndarray):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", list(AutoresetMode))
 def test_vector_env_trajectory_equals_cage_env(mode):
     rng = np.random.default_rng(1)

@@ -216,7 +216,8 @@ def _build_vector_kernels(
     state is not packed here: at large batches the copy into one buffer would cost more than the
     29 buffer handles it saves (small batches pay ~100 us per call for them; BENCHMARKS.md).
     ``reset(carry, params, mask) -> (carry, obs)`` and ``step(carry, actions, params, pending) ->
-    (carry, result)``, ``result`` one ``(num_envs, 54 [+52])`` int32 array (see ``_result_row``).
+    (carry, result)``, ``result`` one int32 array, ``(num_envs, 106)`` in SAME_STEP mode (with
+    the final observations) and ``(num_envs, 55)`` otherwise (see ``_result_row``).
     Both advance the key inside the program.
     """
     env = _ENV

@@ -34,6 +34,7 @@ import numpy as np
 
 from jaxcage import sharding as shd
 from jaxcage.env import make as make_cage_env
+from jaxcage.host_step import HostPolicy
 from jaxcage.ppo import checkpoint as ckpt
 from jaxcage.ppo.config import RED_AGENTS, PPOConfig
 from jaxcage.ppo.features import PolicyMemory, init_memory, policy_input, update_memory
@@ -288,6 +289,20 @@ def make_numpy_policy(
     return call
 
 
+def make_host_policy(
+    params: Any, cfg: PPOConfig, deterministic: bool, key: jax.Array
+) -> HostPolicy:
+    """The trained policy as a ``HostPolicy``: NumPy obs in, int action out, its memory and key
+    kept in one packed device buffer (``policy.reset()`` at each episode start)."""
+    policy = make_policy(cfg, deterministic)
+
+    def act(obs: jax.Array, memory: PolicyMemory, sub: jax.Array) -> tuple[jax.Array, Any]:
+        action = policy(params, obs, memory, sub)
+        return action, update_memory(memory, obs, action)
+
+    return HostPolicy(act, init_memory(), key)
+
+
 def _eval_cyborg(
     params: Any,
     cfg: PPOConfig,
@@ -300,8 +315,8 @@ def _eval_cyborg(
     rules: str = "current",
 ) -> dict[tuple[str, int], np.ndarray]:
     backend = cyborg_backend_for_rules(rules)
-    act = make_numpy_policy(params, cfg, deterministic)
-    key = jax.random.key(seed)
+    # One key stream over all cells and episodes, split once per step inside the policy call.
+    policy = make_host_policy(params, cfg, deterministic, jax.random.key(seed))
     out: dict[tuple[str, int], np.ndarray] = {}
     for ci, (r, s) in enumerate((r, s) for s in steps for r in reds):
         # As evaluation.py: one env per cell, Python's `random` seeded once, episodes in sequence.
@@ -311,12 +326,10 @@ def _eval_cyborg(
         totals = np.zeros(episodes)
         for ep in range(episodes):
             obs = env.reset()
-            memory = init_memory()
+            policy.reset()
             total = 0.0
             for _ in range(s):
-                key, sub = jax.random.split(key)
-                action, memory = act(obs, memory, sub)
-                obs, reward, _, _ = env.step(action)
+                obs, reward, _, _ = env.step(policy.act(obs))
                 total += reward
             totals[ep] = round(total, 1)
         out[(r, s)] = totals

@@ -28,7 +28,6 @@ Importing this module registers gymnasium ids (``jaxcage/Cage2-BLine-v0``, ``-Me
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -42,7 +41,8 @@ from gymnasium.vector.utils import batch_space
 
 from jaxcage.constants import NUM_BLUE_ACTIONS, OBS_SIZE
 from jaxcage.env import CageEnv, make_params
-from jaxcage.state import EnvParams, EnvState
+from jaxcage.host_step import FlatLayout, PackedCall, key_from_data, key_to_data
+from jaxcage.state import EnvParams, EnvState, init_state
 
 __all__ = [
     "CageGymEnv",
@@ -111,15 +111,20 @@ def _per_env(value: AgentSpec, num_envs: int, what: str) -> list[str | int]:
 
 
 def _stack_params(
-    red: Sequence[str | int], green: Sequence[str | int], max_steps: int
+    red: Sequence[str | int],
+    green: Sequence[str | int],
+    max_steps: int,
+    params_kwargs: dict[str, Any] | None = None,
 ) -> tuple[EnvParams, bool]:
     """Validated params, batched along axis 0 only if the environments differ.
 
     Returns ``(params, batched)``. Shared params stay unbatched so that ``lax.switch`` over the red
     agent remains a real branch under ``vmap`` instead of evaluating all three policies.
     """
+    kwargs = params_kwargs or {}
     per_env = [
-        make_params(r, max_steps=max_steps, green_agent=g) for r, g in zip(red, green, strict=True)
+        make_params(r, max_steps=max_steps, green_agent=g, **kwargs)
+        for r, g in zip(red, green, strict=True)
     ]
     first = per_env[0]
     same = all(
@@ -154,20 +159,71 @@ def _select(mask: jax.Array, on_true: Any, on_false: Any) -> Any:
 # CageEnv is stateless, so one instance serves every adapter and compiled kernels can be shared.
 _ENV = CageEnv()
 
+# Layout of one step's result row (int32): the observation, then reward tenths, done, and (single
+# env) the red action type or (vector env, SAME_STEP) the finished episode's last observation.
+_OBS = slice(0, OBS_SIZE)
+_TENTHS = OBS_SIZE
+_DONE = OBS_SIZE + 1
+_EXTRA = OBS_SIZE + 2
 
-@functools.cache
+
+def _result_row(obs: jax.Array, tenths: jax.Array, done: jax.Array, extra: jax.Array) -> jax.Array:
+    """One int32 row ``[obs (52), tenths, done, extra...]`` (batched along leading axes)."""
+    scalars = [jnp.asarray(x, jnp.int32)[..., None] for x in (tenths, done)]
+    extra = jnp.asarray(extra, jnp.int32)
+    if extra.ndim == obs.ndim - 1:
+        extra = extra[..., None]
+    return jnp.concatenate([obs.astype(jnp.int32), *scalars, extra], axis=-1)
+
+
+def _blank_states(num_envs: int) -> EnvState:
+    """``num_envs`` initial states, to be overwritten by a full reset."""
+    return jax.tree.map(lambda x: jnp.broadcast_to(x, (num_envs, *x.shape)), init_state())
+
+
+def _signature(tree: Any) -> tuple[Any, ...]:
+    """A hashable description of a pytree's structure, shapes and dtypes (a compile-cache key)."""
+    leaves, treedef = jax.tree.flatten(tree)
+    return (treedef, tuple((np.shape(x), np.dtype(getattr(x, "dtype", type(x)))) for x in leaves))
+
+
+_KERNELS: dict[tuple[Any, ...], Any] = {}
+
+
+def _cached(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+    """``build()`` once per ``key``: adapters of the same shapes share one compilation."""
+    if key not in _KERNELS:
+        _KERNELS[key] = build()
+    return _KERNELS[key]
+
+
 def _vector_kernels(
-    num_envs: int, params_batched: bool, mode: AutoresetMode
-) -> tuple[Callable[..., Any], Callable[..., Any]]:
-    """Jitted batch kernels ``reset(key, state, params, mask) -> (key, obs, state)`` and
-    ``step(key, state, actions, params, pending) -> (key, obs, state, tenths, done, final_obs)``.
+    num_envs: int, params: EnvParams, params_batched: bool, mode: AutoresetMode, key_impl: Any
+) -> tuple[FlatLayout, PackedCall, PackedCall]:
+    """Cached ``_build_vector_kernels``."""
+    sig = ("vector", num_envs, params_batched, mode, str(key_impl), _signature(params))
+    return _cached(
+        sig, lambda: _build_vector_kernels(num_envs, params, params_batched, mode, key_impl)
+    )
 
-    Both advance the key inside the program (one dispatch per call). Observations leave the device
-    as int8 (0/1 values) to cut the transfer 4x; the host casts them to float32. Cached, so
-    adapters of the same size and mode share one compilation.
+
+def _build_vector_kernels(
+    num_envs: int, params: EnvParams, params_batched: bool, mode: AutoresetMode, key_impl: Any
+) -> tuple[FlatLayout, PackedCall, PackedCall]:
+    """Packed batch kernels for ``CageVectorEnv``.
+
+    The carry is the key data (one int32 buffer) and the batched state's leaves, all donated. The
+    state is not packed here: at large batches the copy into one buffer would cost more than the
+    29 buffer handles it saves (small batches pay ~100 us per call for them; BENCHMARKS.md).
+    ``reset(carry, params, mask) -> (carry, obs)`` and ``step(carry, actions, params, pending) ->
+    (carry, result)``, ``result`` one int32 array, ``(num_envs, 106)`` in SAME_STEP mode (with
+    the final observations) and ``(num_envs, 55)`` otherwise (see ``_result_row``).
+    Both advance the key inside the program.
     """
     env = _ENV
     p_axis = 0 if params_batched else None
+    like = jax.random.key(0, impl=key_impl)
+    key_layout = FlatLayout(key_to_data(like))
 
     def reset_one(
         key: jax.Array, state: EnvState, params: EnvParams, mask: jax.Array
@@ -177,12 +233,13 @@ def _vector_kernels(
         return obs, _select(mask, fresh, state)
 
     def reset(
-        key: jax.Array, state: EnvState, params: EnvParams, mask: jax.Array
-    ) -> tuple[jax.Array, jax.Array, EnvState]:
+        carry: tuple[jax.Array, EnvState], params: EnvParams, mask: jax.Array
+    ) -> tuple[tuple[jax.Array, EnvState], jax.Array]:
+        key, state = key_from_data(key_layout.unpack(carry[0]), like), carry[1]
         key, key_reset = jax.random.split(key)
         keys = jax.random.split(key_reset, num_envs)
         obs, state = jax.vmap(reset_one, in_axes=(0, 0, p_axis, 0))(keys, state, params, mask)
-        return key, obs.astype(jnp.int8), state
+        return (key_layout.pack(key_to_data(key)), state), obs.astype(jnp.int32)
 
     def step_one(
         key: jax.Array, state: EnvState, action: jax.Array, params: EnvParams, pending: jax.Array
@@ -202,17 +259,28 @@ def _vector_kernels(
         return obs, next_state, tenths, done, obs
 
     def step(
-        key: jax.Array, state: EnvState, actions: jax.Array, params: EnvParams, pending: jax.Array
-    ) -> tuple[jax.Array, jax.Array, EnvState, jax.Array, jax.Array, jax.Array]:
+        carry: tuple[jax.Array, EnvState],
+        actions: jax.Array,
+        params: EnvParams,
+        pending: jax.Array,
+    ) -> tuple[tuple[jax.Array, EnvState], jax.Array]:
+        key, state = key_from_data(key_layout.unpack(carry[0]), like), carry[1]
         key, key_step = jax.random.split(key)
         keys = jax.random.split(key_step, num_envs)
         obs, state, tenths, done, final_obs = jax.vmap(step_one, in_axes=(0, 0, 0, p_axis, 0))(
             keys, state, actions, params, pending
         )
-        return key, obs.astype(jnp.int8), state, tenths, done, final_obs.astype(jnp.int8)
+        extra = final_obs if mode == AutoresetMode.SAME_STEP else jnp.zeros_like(done)
+        return (key_layout.pack(key_to_data(key)), state), _result_row(obs, tenths, done, extra)
 
-    # The state argument is donated: it is replaced by the returned one on every call.
-    return jax.jit(reset, donate_argnums=1), jax.jit(step, donate_argnums=1)
+    carry = (np.zeros(key_layout.size, np.int32), _blank_states(num_envs))
+    mask = np.ones(num_envs, dtype=bool)
+    actions = np.zeros(num_envs, dtype=np.int32)
+    return (
+        key_layout,
+        PackedCall(reset, carry, params, mask),
+        PackedCall(step, carry, actions, params, mask),
+    )
 
 
 class CageVectorEnv(VectorEnv):
@@ -247,6 +315,7 @@ class CageVectorEnv(VectorEnv):
         max_steps: int = 100,
         green_agent: AgentSpec = "sleep",
         autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP,
+        **params_kwargs: Any,
     ) -> None:
         self.num_envs = _check_num_envs(num_envs)
         self.autoreset_mode = _check_autoreset_mode(autoreset_mode)
@@ -255,17 +324,23 @@ class CageVectorEnv(VectorEnv):
             _per_env(red_agent, self.num_envs, "red_agent"),
             _per_env(green_agent, self.num_envs, "green_agent"),
             max_steps,
+            params_kwargs,
         )
         self.env = _ENV
         self.single_observation_space = cyborg_observation_space()
         self.single_action_space = cyborg_action_space()
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
-        self._reset_fn, self._step_fn = _vector_kernels(
-            self.num_envs, self.params_batched, self.autoreset_mode
+        self._key_like = jax.random.key(0)
+        self._key_layout, self._reset_fn, self._step_fn = _vector_kernels(
+            self.num_envs,
+            self.params,
+            self.params_batched,
+            self.autoreset_mode,
+            jax.random.key_impl(self._key_like),
         )
-        self._key: jax.Array | None = None
-        self._state: EnvState | None = None
+        # (key data, batched state): device buffers donated to every call.
+        self._carry: tuple[jax.Array, EnvState] | None = None
         self._pending = np.zeros(self.num_envs, dtype=bool)  # NEXT_STEP: reset on next step()
         self._obs: np.ndarray | None = None  # last returned observation, for partial resets
 
@@ -283,10 +358,6 @@ class CageVectorEnv(VectorEnv):
         if seed is not None:
             seed = _check_seed(seed)
         super().reset(seed=seed)
-        if seed is not None:
-            self._key = jax.random.key(seed)
-        elif self._key is None:
-            self._key = jax.random.key(int(self.np_random.integers(_SEED_BOUND)))
         mask = np.ones(self.num_envs, dtype=bool)
         if options and "reset_mask" in options:
             mask = np.asarray(options["reset_mask"])
@@ -295,10 +366,15 @@ class CageVectorEnv(VectorEnv):
                     f"options['reset_mask'] must be a bool array of shape ({self.num_envs},), "
                     f"got {mask.dtype} {mask.shape}"
                 )
-            if self._state is None and not mask.all():
+            if self._carry is None and not mask.all():
                 raise ValueError("the first reset() must reset every environment")
-        state = self._state if self._state is not None else self._blank_state()
-        self._key, obs, self._state = self._reset_fn(self._key, state, self.params, mask)
+        if seed is not None or self._carry is None:
+            if seed is None:
+                seed = int(self.np_random.integers(_SEED_BOUND))
+            key_data = np.asarray(key_to_data(jax.random.key(seed, impl=self._key_impl)))
+            states = self._carry[1] if self._carry is not None else self._blank_state()
+            self._carry = (jnp.asarray(key_data.view(np.int32)), states)
+        self._carry, obs = self._reset_fn(self._carry, self.params, mask)
         self._pending = np.logical_and(self._pending, np.logical_not(mask))
         obs_np = np.asarray(obs).astype(np.float32)
         if self._obs is not None:
@@ -324,54 +400,80 @@ class CageVectorEnv(VectorEnv):
             ValueError: wrong shape, non-integer dtype or out-of-range action id.
             RuntimeError: ``step`` before ``reset``.
         """
-        if self._state is None or self._key is None:
+        if self._carry is None:
             raise RuntimeError("call reset() before step()")
         acts = _check_actions(actions, self.num_envs)
-        self._key, obs, self._state, tenths, done, final_obs = self._step_fn(
-            self._key, self._state, acts, self.params, self._pending
-        )
-        obs_np, tenths_np, done_np = jax.device_get((obs, tenths, done))
-        obs_np = obs_np.astype(np.float32)
-        rewards = tenths_np.astype(np.float64) / 10.0
-        truncations = np.asarray(done_np, dtype=bool)
+        self._carry, result = self._step_fn(self._carry, acts, self.params, self._pending)
+        res = np.asarray(result)
+        obs_np = res[:, _OBS].astype(np.float32)
+        rewards = res[:, _TENTHS].astype(np.float64) / 10.0
+        truncations = res[:, _DONE] != 0
         terminations = np.zeros(self.num_envs, dtype=bool)
         infos: dict[str, Any] = {}
         if self.autoreset_mode == AutoresetMode.SAME_STEP and truncations.any():
-            infos["final_obs"] = np.asarray(final_obs).astype(np.float32)
+            infos["final_obs"] = res[:, _EXTRA:].astype(np.float32)
             infos["_final_obs"] = truncations.copy()
         if self.autoreset_mode == AutoresetMode.NEXT_STEP:
             self._pending = truncations.copy()
         self._obs = obs_np
         return obs_np.copy(), rewards, terminations, truncations, infos
 
+    @property
+    def _key_impl(self) -> Any:
+        return jax.random.key_impl(self._key_like)
+
     def _blank_state(self) -> EnvState:
         """A batched state to be overwritten by the first full reset."""
-        _, state = jax.vmap(self.env.reset, in_axes=(0, None))(
-            jax.random.split(jax.random.key(0), self.num_envs), self.env.default_params
-        )
-        return state
+        return _blank_states(self.num_envs)
 
     def close_extras(self, **kwargs: Any) -> None:
         """Drop the device state (``reset`` starts afresh)."""
         del kwargs
-        self._state = None
+        self._carry = None
         self._obs = None
 
     def __repr__(self) -> str:
         return f"CageVectorEnv(num_envs={self.num_envs}, autoreset_mode={self.autoreset_mode.name})"
 
 
-_single_reset = jax.jit(_ENV.reset)
+def _single_kernels(params: EnvParams, key_impl: Any) -> tuple[FlatLayout, PackedCall, PackedCall]:
+    """Cached ``_build_single_kernels``."""
+    sig = ("single", str(key_impl), _signature(params))
+    return _cached(sig, lambda: _build_single_kernels(params, key_impl))
 
 
-@jax.jit
-def _single_step(
-    key: jax.Array, state: EnvState, action: jax.Array, params: EnvParams
-) -> tuple[jax.Array, jax.Array, EnvState, jax.Array, jax.Array, jax.Array]:
-    """One ``step_env`` for ``CageGymEnv``; returns the advanced key first."""
-    key, key_step = jax.random.split(key)
-    obs, state, _, done, info = _ENV.step_env(key_step, state, action, params)
-    return key, obs.astype(jnp.int8), state, info["reward_tenths"], done, info["red_action"]
+def _build_single_kernels(
+    params: EnvParams, key_impl: Any
+) -> tuple[FlatLayout, PackedCall, PackedCall]:
+    """Packed kernels for ``CageGymEnv``; the carry is one int32 buffer (key data, state, params).
+
+    ``reset(carry) -> (carry, obs)`` and ``step(carry, action) -> (carry, result)``, ``result``
+    the int32 row ``[obs (52), reward tenths, done, red action type]``. The key is split inside
+    (``key, key_step = split(key)`` per call, as ever), so trajectories are those of
+    ``CageEnv.reset`` / ``CageEnv.step_env`` driven with that key stream.
+    """
+    like = jax.random.key(0, impl=key_impl)
+    layout = FlatLayout((key_to_data(like), init_state(), params))
+
+    def unpack(carry: jax.Array) -> tuple[jax.Array, EnvState, EnvParams]:
+        key_data, state, env_params = layout.unpack(carry)
+        return key_from_data(key_data, like), state, env_params
+
+    def reset(carry: jax.Array) -> tuple[jax.Array, jax.Array]:
+        key, _, env_params = unpack(carry)
+        key, key_reset = jax.random.split(key)
+        obs, state = _ENV.reset(key_reset, env_params)
+        return layout.pack((key_to_data(key), state, env_params)), obs.astype(jnp.int32)
+
+    def step(carry: jax.Array, action: jax.Array) -> tuple[jax.Array, jax.Array]:
+        key, state, env_params = unpack(carry)
+        key, key_step = jax.random.split(key)
+        obs, state, _, done, info = _ENV.step_env(key_step, state, action, env_params)
+        result = _result_row(obs, info["reward_tenths"], done, info["red_action"])
+        return layout.pack((key_to_data(key), state, env_params)), result
+
+    carry = np.zeros(layout.size, np.int32)
+    return layout, PackedCall(reset, carry), PackedCall(step, carry, np.zeros((), np.int32))
 
 
 class CageGymEnv(gymnasium.Env[np.ndarray, np.int64]):
@@ -397,16 +499,22 @@ class CageGymEnv(gymnasium.Env[np.ndarray, np.int64]):
         max_steps: int = 100,
         green_agent: str | int = "sleep",
         render_mode: str | None = None,
+        **params_kwargs: Any,
     ) -> None:
         if render_mode is not None:
             raise ValueError(f"render_mode must be None (no rendering), got {render_mode!r}")
         self.render_mode = render_mode
-        self.params = make_params(red_agent, max_steps=max_steps, green_agent=green_agent)
+        self.params = make_params(
+            red_agent, max_steps=max_steps, green_agent=green_agent, **params_kwargs
+        )
         self.env = _ENV
         self.observation_space = cyborg_observation_space()
         self.action_space = cyborg_action_space()
-        self._key: jax.Array | None = None
-        self._state: EnvState | None = None
+        self._key_impl = jax.random.key_impl(jax.random.key(0))
+        self._layout, self._reset_fn, self._step_fn = _single_kernels(self.params, self._key_impl)
+        self._pack = jax.jit(self._layout.pack)
+        # (key data, state, params) in one int32 device buffer, donated to every call.
+        self._carry: jax.Array | None = None
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -416,12 +524,12 @@ class CageGymEnv(gymnasium.Env[np.ndarray, np.int64]):
         if seed is not None:
             seed = _check_seed(seed)
         super().reset(seed=seed)
-        if seed is not None:
-            self._key = jax.random.key(seed)
-        elif self._key is None:
-            self._key = jax.random.key(int(self.np_random.integers(_SEED_BOUND)))
-        self._key, key_reset = jax.random.split(self._key)
-        obs, self._state = _single_reset(key_reset, self.params)
+        if seed is not None or self._carry is None:
+            if seed is None:
+                seed = int(self.np_random.integers(_SEED_BOUND))
+            key = jax.random.key(seed, impl=self._key_impl)
+            self._carry = self._pack((key_to_data(key), init_state(), self.params))
+        self._carry, obs = self._reset_fn(self._carry)
         return np.asarray(obs).astype(np.float32), {}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -431,18 +539,17 @@ class CageGymEnv(gymnasium.Env[np.ndarray, np.int64]):
             ValueError: non-integer or out-of-range action.
             RuntimeError: ``step`` before ``reset``.
         """
-        if self._state is None or self._key is None:
+        if self._carry is None:
             raise RuntimeError("call reset() before step()")
         arr = np.asarray(action)
         if arr.shape not in ((), (1,)):
             raise ValueError(f"action must be a single blue action id, got shape {arr.shape}")
         act = _check_actions(arr.reshape(1), 1)
-        self._key, obs, self._state, tenths, done, red_action = _single_step(
-            self._key, self._state, jnp.int32(act[0]), self.params
-        )
-        obs_np, tenths_np, done_np, red_np = jax.device_get((obs, tenths, done, red_action))
-        info = {"reward_tenths": int(tenths_np), "red_action": int(red_np)}
-        return obs_np.astype(np.float32), float(tenths_np) / 10.0, False, bool(done_np), info
+        self._carry, result = self._step_fn(self._carry, act.reshape(()))
+        res = np.asarray(result)
+        tenths = int(res[_TENTHS])
+        info = {"reward_tenths": tenths, "red_action": int(res[_EXTRA])}
+        return res[_OBS].astype(np.float32), tenths / 10.0, False, bool(res[_DONE]), info
 
 
 _REGISTERED_IDS: dict[str, str] = {

@@ -271,24 +271,6 @@ def _eval_jax(
     return {c: totals[i * episodes : (i + 1) * episodes] for i, c in enumerate(cells)}
 
 
-def make_numpy_policy(
-    params: Any, cfg: PPOConfig, deterministic: bool
-) -> Callable[[np.ndarray, Any, jax.Array], tuple[int, Any]]:
-    """A jitted ``(obs numpy, memory, key) -> (action int, new memory)`` for host-driven envs."""
-    policy = make_policy(cfg, deterministic)
-
-    @jax.jit
-    def act(obs: jax.Array, memory: PolicyMemory, key: jax.Array) -> tuple[jax.Array, Any]:
-        action = policy(params, obs, memory, key)
-        return action, update_memory(memory, obs, action)
-
-    def call(obs: np.ndarray, memory: Any, key: jax.Array) -> tuple[int, Any]:
-        action, memory = act(jnp.asarray(obs, jnp.int32), memory, key)
-        return int(action), memory
-
-    return call
-
-
 def make_host_policy(
     params: Any, cfg: PPOConfig, deterministic: bool, key: jax.Array
 ) -> HostPolicy:

@@ -10,7 +10,8 @@ The policy input carries per-episode memory (``jaxcage.ppo.features``: previous 
 placed, step counter). CybORG's loop never tells the agent that an episode began, only that one
 ended, so the memory starts fresh at construction and after every ``end_episode()``: the same
 reset points as ``jaxcage.evaluation``'s CybORG engine, whose jitted per-step policy call
-(``make_numpy_policy``) this agent uses. Inference needs numpy and jax only.
+(``make_host_policy``: one packed, donated device buffer per step) this agent uses. Inference
+needs numpy and jax only.
 """
 
 from __future__ import annotations
@@ -22,9 +23,8 @@ import jax
 import numpy as np
 
 from jaxcage.constants import NUM_BLUE_ACTIONS, OBS_SIZE
-from jaxcage.evaluation import make_numpy_policy
+from jaxcage.evaluation import make_host_policy
 from jaxcage.export import ExportedAgent, load_agent
-from jaxcage.ppo.features import init_memory
 
 
 class BlueAgent:
@@ -39,9 +39,9 @@ class BlueAgent:
     def __init__(self, path: str | Path, deterministic: bool = True, seed: int = 0) -> None:
         self.agent: ExportedAgent = load_agent(path)
         self.deterministic = deterministic
-        self._act = make_numpy_policy(self.agent.params, self.agent.config, deterministic)
-        self._key = jax.random.key(seed)
-        self._memory: Any = init_memory()
+        self._policy = make_host_policy(
+            self.agent.params, self.agent.config, deterministic, jax.random.key(seed)
+        )
 
     @property
     def rules(self) -> str:
@@ -68,13 +68,11 @@ class BlueAgent:
                 f"action space has {action_space} actions; the defender was trained for "
                 f"ChallengeWrapper's {NUM_BLUE_ACTIONS}"
             )
-        self._key, sub = jax.random.split(self._key)
-        action, self._memory = self._act(obs, self._memory, sub)
-        return action
+        return self._policy.act(obs)
 
     def end_episode(self) -> None:
         """Forget the episode: the next ``get_action`` is an episode's first step."""
-        self._memory = init_memory()
+        self._policy.reset()
 
     def train(self, results: Any) -> None:
         """No-op: the policy was trained in jaxcage (BaseAgent lists ``train``)."""

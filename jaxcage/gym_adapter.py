@@ -42,6 +42,7 @@ from gymnasium.vector.utils import batch_space
 from jaxcage.constants import NUM_BLUE_ACTIONS, OBS_SIZE
 from jaxcage.env import CageEnv, make_params
 from jaxcage.host_step import FlatLayout, PackedCall, key_from_data, key_to_data
+from jaxcage.reward import MAX_PENALTY_TENTHS
 from jaxcage.state import EnvParams, EnvState, init_state
 
 __all__ = [
@@ -159,21 +160,26 @@ def _select(mask: jax.Array, on_true: Any, on_false: Any) -> Any:
 # CageEnv is stateless, so one instance serves every adapter and compiled kernels can be shared.
 _ENV = CageEnv()
 
-# Layout of one step's result row (int32): the observation, then reward tenths, done, and (single
+# Layout of one step's result row (int16): the observation, then reward tenths, done, and (single
 # env) the red action type or (vector env, SAME_STEP) the finished episode's last observation.
+# int16, not int32, because the row is the one device-to-host copy of a step: at 8,192 envs it is
+# 1.7 MB instead of 3.5 MB. Every entry fits: observations and flags are 0/1, red action types are
+# small, and a step's penalty is at most jaxcage.reward.MAX_PENALTY_TENTHS (checked below).
 _OBS = slice(0, OBS_SIZE)
 _TENTHS = OBS_SIZE
 _DONE = OBS_SIZE + 1
 _EXTRA = OBS_SIZE + 2
+if MAX_PENALTY_TENTHS >= 2**15:  # pragma: no cover - a guard on the int16 result row
+    raise AssertionError(f"reward tenths {MAX_PENALTY_TENTHS} do not fit the int16 result row")
 
 
 def _result_row(obs: jax.Array, tenths: jax.Array, done: jax.Array, extra: jax.Array) -> jax.Array:
-    """One int32 row ``[obs (52), tenths, done, extra...]`` (batched along leading axes)."""
-    scalars = [jnp.asarray(x, jnp.int32)[..., None] for x in (tenths, done)]
-    extra = jnp.asarray(extra, jnp.int32)
+    """One int16 row ``[obs (52), tenths, done, extra...]`` (batched along leading axes)."""
+    scalars = [jnp.asarray(x, jnp.int16)[..., None] for x in (tenths, done)]
+    extra = jnp.asarray(extra, jnp.int16)
     if extra.ndim == obs.ndim - 1:
         extra = extra[..., None]
-    return jnp.concatenate([obs.astype(jnp.int32), *scalars, extra], axis=-1)
+    return jnp.concatenate([obs.astype(jnp.int16), *scalars, extra], axis=-1)
 
 
 def _blank_states(num_envs: int) -> EnvState:
@@ -216,7 +222,7 @@ def _build_vector_kernels(
     state is not packed here: at large batches the copy into one buffer would cost more than the
     29 buffer handles it saves (small batches pay ~100 us per call for them; BENCHMARKS.md).
     ``reset(carry, params, mask) -> (carry, obs)`` and ``step(carry, actions, params, pending) ->
-    (carry, result)``, ``result`` one int32 array, ``(num_envs, 106)`` in SAME_STEP mode (with
+    (carry, result)``, ``result`` one int16 array, ``(num_envs, 106)`` in SAME_STEP mode (with
     the final observations) and ``(num_envs, 55)`` otherwise (see ``_result_row``).
     Both advance the key inside the program.
     """
@@ -448,7 +454,7 @@ def _build_single_kernels(
     """Packed kernels for ``CageGymEnv``; the carry is one int32 buffer (key data, state, params).
 
     ``reset(carry) -> (carry, obs)`` and ``step(carry, action) -> (carry, result)``, ``result``
-    the int32 row ``[obs (52), reward tenths, done, red action type]``. The key is split inside
+    the int16 row ``[obs (52), reward tenths, done, red action type]``. The key is split inside
     (``key, key_step = split(key)`` per call, as ever), so trajectories are those of
     ``CageEnv.reset`` / ``CageEnv.step_env`` driven with that key stream.
     """

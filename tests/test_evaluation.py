@@ -90,7 +90,8 @@ def test_stochastic_mode_and_argument_errors():
 class JaxcageAsCyborg:
     """Stand-in for ``make_cyborg_env``: jaxcage driven one numpy step at a time."""
 
-    def __init__(self, red: str, green: str, max_steps: int, seed: int) -> None:
+    def __init__(self, red: str, green: str, max_steps: int, seed: int, backend: str) -> None:
+        assert backend == "stand-in"
         self.env, self.params = jaxcage.make(red, max_steps=max_steps, green_agent=green)
         self.key = jax.random.key(seed)
         self._step = jax.jit(self.env.step)
@@ -107,6 +108,7 @@ class JaxcageAsCyborg:
 
 def test_host_driven_policy_matches_the_vmapped_engine(monkeypatch):
     monkeypatch.setattr(E, "make_cyborg_env", JaxcageAsCyborg)
+    monkeypatch.setattr(E, "cyborg_backend_for_rules", lambda rules: "stand-in")
     params = random_params(CFG, 1)  # seed 1: a memory-driven restore cycle (checked below)
     # Against Sleep the game is deterministic, so both engines must score exactly the same,
     # which checks that the per-step memory (prev action, decoys, time) is built identically.

@@ -12,7 +12,7 @@ from jaxcage.ppo import config as C
 from jaxcage.ppo.config import PPOConfig, load_config, parse_override
 from jaxcage.ppo.logging import write_config
 
-# Trainer configs; configs/workflows*.yaml are the workflow search's (tests/test_workflows_config.py).
+# Trainer configs only: configs/workflows*.yaml belong to tests/test_workflows_config.py.
 CONFIGS = sorted(
     p
     for p in (Path(__file__).resolve().parent.parent / "configs").glob("*.yaml")

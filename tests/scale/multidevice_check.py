@@ -13,23 +13,10 @@ os.environ["XLA_FLAGS"] = (
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
+from tiny_config import BASE  # noqa: E402
 
-from jaxcage.ppo.config import PPOConfig  # noqa: E402
 from jaxcage.ppo.train import train  # noqa: E402
 
-BASE = PPOConfig(
-    num_envs=8,
-    num_steps=10,
-    max_steps=10,
-    total_timesteps=8 * 10 * 3,
-    num_minibatches=2,
-    update_epochs=2,
-    num_seeds=1,
-    hidden_sizes=(16,),
-    features=("prev_action", "time"),
-    updates_per_chunk=1,
-    checkpoint_every=1,
-)
 ROLLOUT = ("episodes", "return_mean", "return_min", "return_max", "step_reward")
 # Counts, minima and maxima of the same rollout are exact; means are sums split over the devices
 # (another summation order), so equal to float rounding.

@@ -12,23 +12,9 @@ from pathlib import Path
 
 import jax
 import numpy as np
+from tiny_config import BASE
 
-from jaxcage.ppo.config import PPOConfig
 from jaxcage.ppo.train import train
-
-BASE = PPOConfig(
-    num_envs=8,
-    num_steps=10,
-    max_steps=10,
-    total_timesteps=8 * 10 * 3,
-    num_minibatches=2,
-    update_epochs=2,
-    num_seeds=1,
-    hidden_sizes=(16,),
-    features=("prev_action", "time"),
-    updates_per_chunk=1,
-    checkpoint_every=1,
-)
 
 
 def digest(tree) -> str:

@@ -195,6 +195,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-floor", action="store_true", help="skip the floor measurements")
     parser.add_argument("--profile", metavar="DIR", help="trace 200 single-env steps into DIR")
+    parser.add_argument(
+        "--sync-dispatch",
+        action="store_true",
+        help="run CPU programs inline (jax_cpu_enable_async_dispatch=False; set before JAX's "
+        "backend starts): saves the hand-off to the async dispatch thread on every call",
+    )
     add_cyborg_arguments(parser)
     args = parser.parse_args(argv)
     if any(n < 1 for n in args.num_envs):
@@ -206,7 +212,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    if args.sync_dispatch:  # read when the CPU client is created, so before any computation
+        jax.config.update("jax_cpu_enable_async_dispatch", False)
     environment = environment_info()
+    environment["cpu_async_dispatch"] = not args.sync_dispatch
     log(f"jax {environment['jax']} on {environment['devices']} ({environment['cpu_count']} CPUs)")
     cyborg_before = measure_cyborg(args, red=args.red, max_steps=args.max_steps, share=0.5)
     records: list[dict[str, Any]] = []

@@ -33,6 +33,9 @@ FEATURES: tuple[str, ...] = ("prev_action", "prev_obs", "decoys", "time")
 # Fields that say where a run executes (devices, processes), not what it computes: a checkpoint
 # resumes under other values of these, and they are taken from the resuming command.
 PLACEMENT_FIELDS: tuple[str, ...] = ("num_devices", "coordinator", "num_processes", "process_id")
+# Fields that only steer the host loop (how often it logs and checkpoints): the compiled update and
+# its results are the same whatever they are, so a run may resume with other values.
+HOST_LOOP_FIELDS: tuple[str, ...] = ("updates_per_chunk", "checkpoint_every", "tensorboard")
 
 _RED_ALIASES = {"bline": "b_line", "b-line": "b_line", "redmeander": "meander"}
 

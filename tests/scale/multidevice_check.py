@@ -15,6 +15,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from tiny_config import BASE  # noqa: E402
 
+import jaxcage.ppo.train as trainer  # noqa: E402
 from jaxcage.ppo.train import train  # noqa: E402
 
 ROLLOUT = ("episodes", "return_mean", "return_min", "return_max", "step_reward")
@@ -51,6 +52,29 @@ def _seeds(found: dict) -> None:
     found["seeds_metrics_maxdiff"] = max(
         float(np.nan_to_num(np.abs(s1.metrics[k] - s4.metrics[k])).max()) for k in ROLLOUT + LOSSES
     )
+    # What bit-identity per seed is possible: a seed's run is reproducible bit for bit on a given
+    # layout (run again: the same bits) ...
+    again = train(seeds.replace(num_devices=4))
+    found["seeds_rerun_equal"] = _equal(s4.params, again.params) and all(
+        np.array_equal(s4.metrics[k], again.metrics[k], equal_nan=True) for k in ROLLOUT + LOSSES
+    )
+    # ... but not across batch shapes, even on one device with no sharding at all: seed 0 trained
+    # alone differs from seed 0 vmapped with three others (XLA CPU fuses a batch of 4 otherwise).
+    alone = _seed_alone(seeds, 0)
+    found["seed_alone_vs_vmapped_maxdiff"] = _max_diff(
+        jax.tree.map(lambda x: x[:1], s1.params), alone.params
+    )
+
+
+def _seed_alone(cfg, index: int):
+    """Seed ``index`` of ``cfg`` trained on its own, on one device."""
+    keys = trainer.seed_keys(cfg)
+    original = trainer.seed_keys
+    trainer.seed_keys = lambda _cfg: keys[index : index + 1]
+    try:
+        return train(cfg.replace(num_seeds=1, num_devices=1))
+    finally:
+        trainer.seed_keys = original
 
 
 def main(out_dir: str, only: str = "all") -> None:

@@ -32,7 +32,13 @@ import numpy as np
 from jaxcage.evaluation import ENGINES, evaluate, load_run
 from jaxcage.export import AGENT_FILE, export_run, load_agent
 from jaxcage.ppo import checkpoint as ckpt
-from jaxcage.ppo.config import PLACEMENT_FIELDS, PPOConfig, load_config, parse_override
+from jaxcage.ppo.config import (
+    PLACEMENT_FIELDS,
+    PPOConfig,
+    load_config,
+    parse_override,
+    without_host_fields,
+)
 from jaxcage.ppo.logging import config_diff
 from jaxcage.ppo.train import train
 from jaxcage.reference.cyborg_env import ReferenceNotInstalled
@@ -145,7 +151,7 @@ def _train_config(args: argparse.Namespace) -> tuple[PPOConfig, Path]:
         except ValueError:
             raise ValueError(
                 "--resume with a config that differs from the run's: "
-                + "; ".join(config_diff(ckpt.without_placement(saved), ckpt.without_placement(cfg)))
+                + "; ".join(config_diff(without_host_fields(saved), without_host_fields(cfg)))
             ) from None
         return cfg, out
     overrides.update({k: v for k, v in placement.items() if v is not None})

@@ -24,7 +24,6 @@ from jaxcage.ppo import checkpoint as ckpt
 from jaxcage.ppo.config import PPOConfig
 
 SCRIPTS = Path(__file__).parent / "scale"
-LONG_UPDATES = 300  # tests/scale/multiprocess_worker.py
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -205,9 +204,9 @@ def test_two_processes_train_one_policy_and_resume_after_sigkill(tmp_path):
     for p in victims:
         p.wait(timeout=60)
     killed_at = _csv_rows(csv)
-    assert 20 <= killed_at < LONG_UPDATES  # killed part-way, not after it finished
+    assert 20 <= killed_at < a["long_updates"]  # killed part-way, not after it finished
 
     c, d = _results(_pair("resume", tmp_path))
     assert c["long"] == d["long"] == a["long"]  # resumed to the uninterrupted run's parameters
-    assert c["updates"] == list(range(1, LONG_UPDATES + 1))  # every update once
-    assert _csv_rows(csv) == LONG_UPDATES
+    assert c["updates"] == list(range(1, a["long_updates"] + 1))  # every update once
+    assert _csv_rows(csv) == a["long_updates"]

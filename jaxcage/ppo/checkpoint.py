@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcage.ppo.config import HOST_LOOP_FIELDS, PLACEMENT_FIELDS, PPOConfig, from_dict
+from jaxcage.ppo.config import PPOConfig, from_dict, without_host_fields
 
 CHECKPOINT_NAME = "checkpoint.npz"
 FORMAT_VERSION = 1
@@ -131,18 +131,11 @@ def load_config(path: str | Path) -> PPOConfig:
         ) from e
 
 
-def without_placement(cfg: PPOConfig) -> PPOConfig:
-    """``cfg`` with the placement (devices, processes) and host-loop fields at their defaults."""
-    fields = (*PLACEMENT_FIELDS, *HOST_LOOP_FIELDS)
-    defaults = {f: PPOConfig.__dataclass_fields__[f].default for f in fields}
-    return dataclasses.replace(cfg, **defaults)
-
-
 def check_compatible(path: str | Path, saved: PPOConfig, cfg: PPOConfig) -> None:
     """Raise ``ValueError`` naming ``path`` and the differing fields unless ``cfg`` continues the
     run ``saved`` describes (placement fields may differ: a run resumes on other devices; so may
     the host loop's logging and checkpoint intervals, which change no result)."""
-    a, b = without_placement(saved), without_placement(cfg)
+    a, b = without_host_fields(saved), without_host_fields(cfg)
     if a != b:
         diff = [
             f"{f.name}: {getattr(a, f.name)!r} -> {getattr(b, f.name)!r}"

@@ -315,6 +315,16 @@ def _coerce_scalar(name: str, tp: Any, value: Any) -> Any:
     return value
 
 
+def without_host_fields(cfg: PPOConfig) -> PPOConfig:
+    """``cfg`` with the placement and host-loop fields at their defaults: what the run computes.
+
+    Two configs equal under it compile the same update and give the same results, so a
+    checkpoint of one resumes under the other and their compiled programs are shared."""
+    fields = (*PLACEMENT_FIELDS, *HOST_LOOP_FIELDS)
+    defaults = {f: PPOConfig.__dataclass_fields__[f].default for f in fields}
+    return dataclasses.replace(cfg, **defaults)
+
+
 def from_dict(d: Mapping[str, Any]) -> PPOConfig:
     """Build a validated config from a flat mapping; unknown keys raise ``ValueError``."""
     kwargs: dict[str, Any] = {}

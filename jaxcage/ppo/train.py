@@ -38,7 +38,7 @@ from jaxcage.constants import NUM_BLUE_ACTIONS
 from jaxcage.env import make as make_cage_env
 from jaxcage.ppo import checkpoint as ckpt
 from jaxcage.ppo import logging as plog
-from jaxcage.ppo.config import HOST_LOOP_FIELDS, PLACEMENT_FIELDS, RED_AGENTS, PPOConfig
+from jaxcage.ppo.config import RED_AGENTS, PPOConfig, without_host_fields
 from jaxcage.ppo.features import input_size
 from jaxcage.ppo.gae import compute_gae
 from jaxcage.ppo.loss import Minibatch, ppo_loss
@@ -687,15 +687,11 @@ def train(
 # a notebook re-run, the tests) does not compile again. Bounded: a program holds device code.
 _PROGRAM_CACHE: dict[tuple[Any, ...], tuple[Any, Any]] = {}
 _PROGRAM_CACHE_SIZE = 8
-# Fields that only steer the host loop: they don't change the compiled update.
-# Placement fields are keyed separately (``Placement.key``).
-_HOST_ONLY_FIELDS = (*HOST_LOOP_FIELDS, *PLACEMENT_FIELDS)
 
 
 def _program_key(cfg: PPOConfig) -> PPOConfig:
-    return dataclasses.replace(
-        cfg, **{f: PPOConfig.__dataclass_fields__[f].default for f in _HOST_ONLY_FIELDS}
-    )
+    # Placement is keyed separately (``Placement.key``); host-loop fields change no program.
+    return without_host_fields(cfg)
 
 
 def _env_key(env: EnvSpec | None) -> tuple[int, int] | None:

@@ -51,6 +51,7 @@ def main(mode: str, process_id: int, port: int, out: str) -> None:
             "resumed": digest(resumed.params),
             "updates": [int(u) for u in resumed.metrics["update"][0]],
             "long": digest(train(long.replace(updates_per_chunk=100)).params),
+            "long_updates": LONG_UPDATES,
         }
     elif mode == "victim":
         train(long, out_dir=Path(out) / "killed", verbose=True)

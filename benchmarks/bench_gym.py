@@ -18,6 +18,7 @@ Usage::
 
     python benchmarks/bench_gym.py --out benchmarks/results/bench_gym_cpu.json
     python benchmarks/bench_gym.py --num-envs 1 8 --seconds 1 --no-cyborg
+    python benchmarks/bench_gym.py --inline-runtime --out benchmarks/results/bench_gym_inline.json
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from _common import (
 from jaxcage.constants import NUM_BLUE_ACTIONS
 from jaxcage.env import CageEnv, make_params
 from jaxcage.gym_adapter import CageGymEnv, CageVectorEnv
+from jaxcage.host_step import inline_cpu_runtime, inline_cpu_runtime_active
 from jaxcage.state import init_state
 
 DEFAULT_NUM_ENVS = (1, 8, 64, 1024, 8192)
@@ -198,8 +200,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--sync-dispatch",
         action="store_true",
-        help="run CPU programs inline (jax_cpu_enable_async_dispatch=False; set before JAX's "
+        help="run CPU programs on the calling thread (jax_cpu_enable_async_dispatch=False; set before JAX's "
         "backend starts): saves the hand-off to the async dispatch thread on every call",
+    )
+    parser.add_argument(
+        "--inline-runtime",
+        action="store_true",
+        help="jaxcage.host_step.inline_cpu_runtime(): XLA:CPU with a one-thread intra-op pool "
+        "(NPROC=1) and sync dispatch, set before JAX's backend starts",
     )
     add_cyborg_arguments(parser)
     args = parser.parse_args(argv)
@@ -212,10 +220,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    if args.sync_dispatch:  # read when the CPU client is created, so before any computation
+    if args.inline_runtime:  # read when the CPU client is created, so before any computation
+        inline_cpu_runtime()
+    if args.sync_dispatch:
         jax.config.update("jax_cpu_enable_async_dispatch", False)
     environment = environment_info()
-    environment["cpu_async_dispatch"] = not args.sync_dispatch
+    environment["cpu_async_dispatch"] = bool(jax.config.values["jax_cpu_enable_async_dispatch"])
+    environment["inline_cpu_runtime"] = inline_cpu_runtime_active()
     log(f"jax {environment['jax']} on {environment['devices']} ({environment['cpu_count']} CPUs)")
     cyborg_before = measure_cyborg(args, red=args.red, max_steps=args.max_steps, share=0.5)
     records: list[dict[str, Any]] = []

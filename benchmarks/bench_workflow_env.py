@@ -12,12 +12,17 @@ Prints three tables and writes one JSON document:
    random policy, ``--num-envs`` vmapped envs x ``--steps`` scanned steps, measured in the same run
    (the ratio is the overhead);
 3. with ``--cyborg-episodes N``: the greedy baselines in csle-cyborg (compliance from
-   ``get_agent_state('True')``), TOST of env return / compliance / fixes against jaxcage.
+   ``get_agent_state('True')``), TOST of env return / compliance / fixes against jaxcage; with
+   ``--checkpoint PATH`` (repeatable) a trained workflow policy of a search instead, on its own
+   workflow, red agent and rule; ``--lockstep-episodes K`` also runs the first K CybORG episodes
+   in lockstep (per-host Red sessions and compliance counters compared every step).
 
 Usage::
 
     python benchmarks/bench_workflow_env.py --episodes 1000 --cyborg-episodes 50 \
         --out benchmarks/results/bench_workflow_env_cpu.json
+    python benchmarks/bench_workflow_env.py --skip baselines overhead --cyborg-episodes 200 \
+        --lockstep-episodes 5 --checkpoint runs/wf/checkpoints/workflow_244_DSUEH.npz
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from jaxcage.workflows.baselines import FIXED_ORDER_POLICIES, evaluate_policy  #
 from jaxcage.workflows.compliance import ComplianceSpec  # noqa: E402
 from jaxcage.workflows.cyborg_eval import evaluate_in_cyborg  # noqa: E402
 from jaxcage.workflows.env import WorkflowEnv  # noqa: E402
+from jaxcage.workflows.policy import load_policy  # noqa: E402
 
 
 def _summary(out: dict[str, np.ndarray]) -> dict[str, float]:
@@ -145,39 +151,68 @@ def overhead_table(num_envs: int, steps: int, repeats: int) -> dict[str, Any]:
     return record
 
 
-def cyborg_table(red: str, episodes: int, jax_episodes: int) -> list[dict[str, Any]]:
+Case = tuple[str, Any, int, ComplianceSpec]  # (label, policy name or PolicyFn, order, rule)
+
+BASELINE_CASES: list[Case] = [
+    ("greedy_host", "greedy_host", orders.order_index("DESHU"), ComplianceSpec()),
+    ("greedy_exact", "greedy_exact", orders.order_index("DESHU"), ComplianceSpec()),
+    ("greedy_exact", "greedy_exact", orders.order_index("UDESH"), ComplianceSpec()),
+]
+
+
+def checkpoint_case(path: str) -> tuple[Case, str]:
+    """A trained workflow policy (``checkpoints/*.npz`` of a search) and its run's red agent."""
+    tp = load_policy(path)
+    if tp.order is None:
+        raise ValueError(f"{path} is a universal policy: no single workflow to evaluate it on")
+    label = f"ppo {Path(path).stem}"
+    return (label, tp.policy, tp.order, tp.cfg.compliance_spec()), tp.cfg.red_agent
+
+
+def cyborg_table(
+    red: str, episodes: int, jax_episodes: int, cases: list[Case], lockstep_episodes: int = 0
+) -> list[dict[str, Any]]:
+    """Each case in CybORG (true-state compliance) against jaxcage: Welch TOST per quantity;
+    the first ``lockstep_episodes`` CybORG episodes also run jaxcage in lockstep."""
     rows = []
-    cases = [
-        ("greedy_host", orders.order_index("DESHU")),
-        ("greedy_exact", orders.order_index("DESHU")),
-        ("greedy_exact", orders.order_index("UDESH")),
-    ]
-    for name, idx in cases:
+    for name, policy, idx, spec in cases:
+        if lockstep_episodes > 0:
+            lock = evaluate_in_cyborg(
+                policy, idx, episodes=lockstep_episodes, red=red, spec=spec, lockstep=True
+            )
+            print(
+                f"{name:13s} {orders.order_letters(idx)} lockstep: {lock.steps_compared} steps "
+                f"compared, {len(lock.mismatches)} mismatches",
+                flush=True,
+            )
         start = time.perf_counter()
-        cy = evaluate_in_cyborg(name, idx, episodes=episodes, red=red).episodes
+        cy = evaluate_in_cyborg(policy, idx, episodes=episodes, red=red, spec=spec).episodes
         cy_s = time.perf_counter() - start
-        jx = evaluate_policy(name, idx, episodes=jax_episodes, seed=123, red=red)
+        jx = evaluate_policy(policy, idx, episodes=jax_episodes, seed=123, red=red, spec=spec)
         for key, margin in (("env_return", None), ("compliance", 0.05), ("fixes", 2.0)):
             t = welch_tost(cy[key], jx[key], margin=margin)
             ok = t.verdict != "DIFFERENT" and (t.equivalent or t.power < REQUIRED_POWER)
-            rows.append(
-                {
-                    "policy": name,
-                    "order": orders.order_letters(idx),
-                    "quantity": key,
-                    "cyborg_mean": t.mean_x,
-                    "cyborg_se": t.se_x,
-                    "jaxcage_mean": t.mean_y,
-                    "jaxcage_se": t.se_y,
-                    "margin": t.margin,
-                    "p": t.p,
-                    "power": t.power,
-                    "verdict": t.verdict,
-                    "consistent": ok,
-                    "cyborg_episodes": episodes,
-                    "cyborg_seconds": cy_s,
-                }
-            )
+            row = {
+                "policy": name,
+                "order": orders.order_letters(idx),
+                "red": red,
+                "quantity": key,
+                "cyborg_mean": t.mean_x,
+                "cyborg_se": t.se_x,
+                "jaxcage_mean": t.mean_y,
+                "jaxcage_se": t.se_y,
+                "margin": t.margin,
+                "p": t.p,
+                "power": t.power,
+                "verdict": t.verdict,
+                "consistent": ok,
+                "cyborg_episodes": episodes,
+                "cyborg_seconds": cy_s,
+            }
+            if lockstep_episodes > 0:
+                row["lockstep_steps"] = lock.steps_compared
+                row["lockstep_mismatches"] = len(lock.mismatches)
+            rows.append(row)
             print(
                 f"{name:13s} {orders.order_letters(idx)} {key:11s} cyborg {t.mean_x:9.3f} ± "
                 f"{t.se_x:6.3f}  jaxcage {t.mean_y:9.3f} ± {t.se_y:6.3f}  margin {t.margin:6.2f}  "
@@ -198,6 +233,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--cyborg-episodes", type=int, default=0)
+    parser.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        help="a trained workflow policy (search checkpoint .npz) to score in CybORG instead of "
+        "the greedy baselines; its run's red agent and compliance rule are used (repeatable)",
+    )
+    parser.add_argument(
+        "--lockstep-episodes", type=int, default=0, help="CybORG episodes also run in lockstep"
+    )
     parser.add_argument("--skip", nargs="*", default=(), choices=("baselines", "overhead"))
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
@@ -213,7 +258,18 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"== CybORG agreement ({args.cyborg_episodes} CybORG episodes per policy)", flush=True
         )
-        record["cyborg"] = cyborg_table(args.red, args.cyborg_episodes, max(args.episodes, 1000))
+        jax_episodes = max(args.episodes, 1000)
+        if args.checkpoint:
+            record["cyborg"] = []
+            for path in args.checkpoint:
+                case, red = checkpoint_case(path)
+                record["cyborg"] += cyborg_table(
+                    red, args.cyborg_episodes, jax_episodes, [case], args.lockstep_episodes
+                )
+        else:
+            record["cyborg"] = cyborg_table(
+                args.red, args.cyborg_episodes, jax_episodes, BASELINE_CASES, args.lockstep_episodes
+            )
     if args.out:
         write_json(args.out, record)
     return 0

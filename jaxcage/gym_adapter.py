@@ -22,6 +22,13 @@ one. ``NEXT_STEP`` (gymnasium's own default) and ``DISABLED`` are emulated insid
 call. CAGE2 episodes only end by time limit, so ``terminations`` is always False and
 ``truncations`` is True every ``max_steps`` steps.
 
+Speed: each ``step`` is one compiled call on one packed, donated buffer (``jaxcage.host_step``).
+A process whose JAX work is only this host-side stepping (an SB3 / PyTorch loop) should call
+``jaxcage.host_step.inline_cpu_runtime()`` first, before any JAX computation: XLA:CPU then runs
+a step's thunks on one thread instead of handing them around its pool, which halves the cost of
+a small call (BENCHMARKS.md, "Host-side stepping"). It is process-wide, so jaxcage never makes
+that choice for you.
+
 Importing this module registers gymnasium ids (``jaxcage/Cage2-BLine-v0``, ``-Meander-v0``,
 ``-Sleep-v0``) usable with ``gymnasium.make`` and ``gymnasium.make_vec``.
 """

@@ -16,16 +16,23 @@ buffer per leaf in and out, and several ``device_get`` round trips. This module 
 * ``HostPolicy``: the same for a policy acting from NumPy observations, with its memory and PRNG
   key kept in the carry (``jaxcage.evaluation.make_host_policy`` builds one from a trained run).
 
+* ``inline_cpu_runtime``: an opt-in, process-wide switch for processes that only step from the
+  host (an SB3 / CleanRL loop, CybORG's ``evaluation.py`` with the drop-in agent): XLA:CPU's
+  intra-op thread pool of one thread, so the ~150 thunks of a step run on one core instead of
+  being handed between the pool's threads (about half of a small call's cost on a 2-core VM).
+
 The dynamics are untouched: the programs call ``jaxcage.env.CageEnv`` as every other path does.
 On XLA:CPU the remaining per-call cost is the runtime executing the step's ~150 thunks once
-(a few hundred microseconds on a 2-core VM, against ~20 us per step inside a ``lax.scan``); see
-BENCHMARKS.md, "Host-side stepping", and ``benchmarks/bench_gym.py --profile``.
+(~120 us on a 2-core VM with the default pool, ~65 us with ``inline_cpu_runtime``, against
+~12 us per step inside a ``lax.scan``); see BENCHMARKS.md, "Host-side stepping", and
+``benchmarks/bench_gym.py --profile``.
 
 No CybORG counterpart: CybORG's ``ChallengeWrapper.step`` is plain Python.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,8 +40,22 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax._src import xla_bridge
 
-__all__ = ["FlatLayout", "HostPolicy", "PackedCall", "key_from_data", "key_to_data"]
+__all__ = [
+    "FlatLayout",
+    "HostPolicy",
+    "PackedCall",
+    "inline_cpu_runtime",
+    "inline_cpu_runtime_active",
+    "key_from_data",
+    "key_to_data",
+]
+
+# XLA sizes its CPU client's intra-op thread pool from NPROC when set (``DefaultThreadPoolSize``
+# in xla/pjrt/utils.cc), else from the CPUs this process may run on; it is read once, when JAX
+# creates its CPU backend.
+_POOL_ENV = "NPROC"
 
 # Dtypes a FlatLayout can hold losslessly in an int32 slot.
 _WIDENED = (np.dtype(np.bool_), np.dtype(np.int8), np.dtype(np.int16), np.dtype(np.int32))
@@ -112,6 +133,50 @@ def key_to_data(key: jax.Array) -> jax.Array:
 def key_from_data(data: jax.Array, like: jax.Array) -> jax.Array:
     """The typed key with raw ``data``, of the same PRNG implementation as the key ``like``."""
     return jax.random.wrap_key_data(data, impl=jax.random.key_impl(like))
+
+
+def inline_cpu_runtime(*, strict: bool = True) -> bool:
+    """Run XLA:CPU programs with a one-thread intra-op pool, for host-driven stepping.
+
+    A single-env (or few-env) step is ~150 small thunks; with the default pool (one thread per
+    CPU) XLA's thunk executor hands ready thunks between threads, and those hand-offs are about
+    half of a call (BENCHMARKS.md, "Host-side stepping": ``CageGymEnv`` 124 -> 64 us per step,
+    ``CageVectorEnv`` at 8 envs 314 -> 152 us on a 2-core VM). Large batches lose the pool's
+    parallelism, so this is for processes whose JAX work is host-side stepping (a PyTorch or SB3
+    loop over the Gymnasium adapters, CybORG's ``evaluation.py``), not for training with jaxcage.
+
+    Process-wide and one-way: it sets ``NPROC=1`` (what XLA reads when JAX starts its CPU
+    backend), so it must run before the first JAX computation of the process. Also disables the
+    hop to JAX's dispatch thread (``jax_cpu_enable_async_dispatch=False``), which a host loop
+    waits on anyway.
+
+    Args:
+        strict: raise when JAX's backend has already started (else return ``False``).
+
+    Returns:
+        whether the runtime is (now) inline.
+
+    Raises:
+        RuntimeError: ``strict`` and the backend started before this call.
+    """
+    if inline_cpu_runtime_active():
+        return True
+    if xla_bridge.backends_are_initialized():
+        if strict:
+            raise RuntimeError(
+                "inline_cpu_runtime() must run before JAX's first computation in this process "
+                "(the CPU backend has already started with its thread pool); call it first, or "
+                f"start Python with {_POOL_ENV}=1 in the environment"
+            )
+        return False
+    os.environ[_POOL_ENV] = "1"
+    jax.config.update("jax_cpu_enable_async_dispatch", False)
+    return True
+
+
+def inline_cpu_runtime_active() -> bool:
+    """Whether JAX's CPU backend runs (or will start) with a one-thread intra-op pool."""
+    return os.environ.get(_POOL_ENV, "").strip() == "1"
 
 
 class PackedCall:

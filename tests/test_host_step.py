@@ -4,6 +4,8 @@ mode); ``HostPolicy`` equals the unpacked policy loop."""
 
 from __future__ import annotations
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -163,3 +165,68 @@ def test_host_policy_equals_unpacked_loop():
     assert int(policy.memory["count"]) == 6
     with pytest.raises(ValueError, match="shape"):
         policy.act(np.zeros(51))
+
+
+_INLINE_ROLLOUT = """
+import json, os, sys
+os.environ.pop("NPROC", None)
+from jaxcage.host_step import inline_cpu_runtime, inline_cpu_runtime_active
+assert not inline_cpu_runtime_active()
+assert inline_cpu_runtime() is True
+import jax
+from jaxcage.gym_adapter import CageGymEnv
+env = CageGymEnv("b_line", max_steps=7)
+obs, _ = env.reset(seed=3)
+rows = [obs.tolist()]
+for t in range(20):
+    obs, r, _, trunc, _ = env.step((t * 37) % 145)
+    rows.append(obs.tolist() + [r])
+    if trunc:
+        obs, _ = env.reset()
+        rows.append(obs.tolist())
+print(json.dumps({
+    "rows": rows,
+    "nproc": os.environ["NPROC"],
+    "async": bool(jax.config.values["jax_cpu_enable_async_dispatch"]),
+}))
+"""
+
+
+def _rollout_here() -> list[list[float]]:
+    env = CageGymEnv("b_line", max_steps=7)
+    obs, _ = env.reset(seed=3)
+    rows = [obs.tolist()]
+    for t in range(20):
+        obs, r, _, trunc, _ = env.step((t * 37) % 145)
+        rows.append([*obs.tolist(), r])
+        if trunc:
+            obs, _ = env.reset()
+            rows.append(obs.tolist())
+    return rows
+
+
+def test_inline_cpu_runtime_same_trajectories_in_a_fresh_process():
+    """The one-thread runtime is a speed setting only: a fresh process that switches it on
+    first steps the same trajectory, and the switch took effect there."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", _INLINE_ROLLOUT], capture_output=True, text=True, check=True
+    )
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["nproc"] == "1" and got["async"] is False
+    assert got["rows"] == _rollout_here()
+
+
+def test_inline_cpu_runtime_refuses_once_the_backend_started(monkeypatch):
+    from jaxcage.host_step import inline_cpu_runtime, inline_cpu_runtime_active
+
+    monkeypatch.delenv("NPROC", raising=False)
+    jnp.zeros(1).block_until_ready()  # the backend has started
+    assert not inline_cpu_runtime_active()
+    with pytest.raises(RuntimeError, match="before JAX's first computation"):
+        inline_cpu_runtime()
+    assert inline_cpu_runtime(strict=False) is False
+    assert "NPROC" not in os.environ

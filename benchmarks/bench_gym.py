@@ -200,8 +200,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--sync-dispatch",
         action="store_true",
-        help="run CPU programs on the calling thread (jax_cpu_enable_async_dispatch=False; set before JAX's "
-        "backend starts): saves the hand-off to the async dispatch thread on every call",
+        help="run CPU programs on the calling thread (jax_cpu_enable_async_dispatch=False, set "
+        "before JAX's backend starts): saves the hand-off to the async dispatch thread",
     )
     parser.add_argument(
         "--inline-runtime",

@@ -247,3 +247,26 @@ def test_universal_real_env_tiny() -> None:
     assert s["workflows_evaluated"] == NUM_ORDERS and s["episodes_used"] == 32
     comps = [w["eval_compliance"] for w in s["workflows"]]
     assert np.all((np.array(comps) >= 0) & (np.array(comps) <= 1))
+
+
+@pytest.mark.slow
+def test_sweep_fine_tunes_from_sweep_init(tmp_path: Path) -> None:
+    """``sweep_init``: every workflow starts from the checkpoint's weights (with a vanishing
+    learning rate they end there), and a missing file fails before anything is compiled."""
+    cfg = _cfg(sweep_episodes_per_workflow=20, sweep_chunk=60, checkpoints=False, lr=1e-12)
+    start = wppo.make_init_params(cfg)(jax.random.key(42))
+    ckpt = tmp_path / "init.npz"
+    logs.save_params(ckpt, start, {"mode": "universal"})
+    res = sweep(cfg.replace(sweep_init=str(ckpt)), env=_env(0.95))
+    assert res.summary["sweep_init"] == str(ckpt)
+    for o in (0, 77, 119):
+        for a, b in zip(jax.tree.leaves(res.params[o]), jax.tree.leaves(start), strict=True):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
+    scratch = sweep(cfg, env=_env(0.95))
+    diff = max(
+        float(np.abs(np.asarray(a) - np.asarray(b)).max())
+        for a, b in zip(jax.tree.leaves(scratch.params[0]), jax.tree.leaves(start), strict=True)
+    )
+    assert diff > 1e-2
+    with pytest.raises(FileNotFoundError, match="no workflow checkpoint"):
+        sweep(cfg.replace(sweep_init=str(tmp_path / "missing.npz")), env=_env(0.95))

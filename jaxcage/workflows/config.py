@@ -103,6 +103,9 @@ class WorkflowConfig:
     # --- sweep / baselines / bookkeeping ------------------------------------------------------
     sweep_episodes_per_workflow: int = 2_000  # every one of the 120 workflows gets this budget
     sweep_chunk: int = 8  # workflows trained side by side in one vmapped program
+    # "": every workflow of a sweep starts from scratch; a checkpoint path (e.g. a universal
+    # run's checkpoints/universal_agent.npz): every workflow is fine-tuned from those weights
+    sweep_init: str = ""
     baseline_order: tuple[str, ...] = ("defender", "enterprise", "op_server", "op_host", "user")
     seed: int = 0
     checkpoints: bool = True

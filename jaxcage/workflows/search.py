@@ -45,6 +45,7 @@ from jaxcage.workflows.config import WorkflowConfig, check_order
 from jaxcage.workflows.gp import make_selector
 from jaxcage.workflows.orders import KENDALL, NUM_ORDERS, order_letters, order_names
 from jaxcage.workflows.plots import plot_search
+from jaxcage.workflows.policy import load_policy
 
 
 @dataclasses.dataclass
@@ -566,10 +567,16 @@ def sweep(
     verbose: bool = False,
     env: EnvSpec | None = None,
 ) -> SearchResult:
-    """Train and evaluate every one of the 120 workflows from scratch
-    (``sweep_episodes_per_workflow`` each, the search's stop rule), ``sweep_chunk`` at a time in
-    one vmapped program."""
+    """Train and evaluate every one of the 120 workflows (``sweep_episodes_per_workflow`` each,
+    the search's stop rule), ``sweep_chunk`` at a time in one vmapped program; from scratch, or
+    each fine-tuned from the checkpoint ``sweep_init`` (same network).
+
+    Raises:
+        FileNotFoundError, ValueError: ``sweep_init`` is missing or does not fit the network
+            (before anything is compiled).
+    """
     t_start, cpu_start = time.perf_counter(), time.process_time()
+    init_params = load_policy(cfg.sweep_init, cfg).params if cfg.sweep_init else None
     out = _start(cfg, out_dir, "sweep")
     epu = cfg.episodes_per_update
     cap = cfg.sweep_episodes_per_workflow // epu
@@ -590,7 +597,10 @@ def sweep(
     for start in range(0, NUM_ORDERS, chunk):
         idx = np.arange(start, start + chunk) % NUM_ORDERS  # the last chunk wraps (ignored)
         keys_i = jnp.asarray(idx)
-        p0 = jax.vmap(lambda i: progs.init(jax.random.fold_in(key_init, i)))(keys_i)
+        if init_params is None:
+            p0 = jax.vmap(lambda i: progs.init(jax.random.fold_in(key_init, i)))(keys_i)
+        else:
+            p0 = jax.tree.map(lambda x: jnp.broadcast_to(x, (chunk, *x.shape)), init_params)
         t0 = time.perf_counter()
         run = progs.train(
             p0,
@@ -643,6 +653,7 @@ def sweep(
     summary = {
         "command": "sweep",
         "red_agent": cfg.red_agent,
+        "sweep_init": cfg.sweep_init or "scratch",
         **_summary_best(best, cfg.threshold),
         "episodes_used": used,
         "env_steps": used * cfg.max_steps,

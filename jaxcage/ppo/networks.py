@@ -10,6 +10,7 @@ RL").
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -119,3 +120,17 @@ def sample_action(key: jax.Array, logits: jax.Array) -> jax.Array:
     inside = jnp.take_along_axis(w, block[..., None, None], axis=-2)[..., 0, :]
     offset = jnp.minimum(jnp.sum(before + jnp.cumsum(inside, axis=-1) <= u, axis=-1), _BLOCK - 1)
     return jnp.minimum(block * _BLOCK + offset, n - 1).astype(jnp.int32)
+
+
+def init_each(init: Callable[[jax.Array], Any], keys: jax.Array) -> Any:
+    """``init(key)`` for every key of ``keys`` (a leading batch axis), one after another.
+
+    Not ``jax.vmap(init)``: orthogonal initialisers call QR, and a batched QR on XLA:CPU is
+    jaxlib's LAPACK FFI kernel splitting the batch over the same intra-op thread pool that runs
+    it (``ParallelBatchMap``). When every pool thread is inside such a kernel (two layers'
+    inits run concurrently on a 2-core machine), each waits for work no free thread can run:
+    the program deadlocks (seen in ``workflows sweep``; reproduced by ~100 calls of a jitted
+    ``vmap`` of an init, never with this ``lax.map``). Unbatched QR runs inline. The values are
+    the vmapped ones (the same per-key draws and per-matrix factorisations).
+    """
+    return jax.lax.map(init, keys)

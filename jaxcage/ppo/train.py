@@ -20,6 +20,7 @@ runs on the global arrays, so the device count changes speed, never semantics.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -42,7 +43,7 @@ from jaxcage.ppo.config import RED_AGENTS, PPOConfig, without_host_fields
 from jaxcage.ppo.features import input_size
 from jaxcage.ppo.gae import compute_gae
 from jaxcage.ppo.loss import Minibatch, ppo_loss
-from jaxcage.ppo.networks import ActorCritic, make_network
+from jaxcage.ppo.networks import ActorCritic, init_each, make_network
 from jaxcage.ppo.rollout import EnvBatch, Transition, collect, init_env_batch
 
 NUM_ACTIONS = NUM_BLUE_ACTIONS
@@ -104,7 +105,7 @@ def current_lr(cfg: PPOConfig, step: jax.Array | int) -> jax.Array:
 
 
 def make_init(cfg: PPOConfig, env: EnvSpec | None = None) -> Callable[[jax.Array], RunnerState]:
-    """``init(key) -> RunnerState`` for one seed (pure; vmap it over seed keys)."""
+    """``init(key) -> RunnerState`` for one seed (pure; ``networks.init_each`` over seed keys)."""
     env_obj, base_params = make_env(cfg, env)
     network = make_network_for(cfg)
     red_ids, red_probs = _red_tables(cfg)
@@ -439,7 +440,8 @@ def make_placed_init(
     cfg: PPOConfig, placement: shd.Placement, env: EnvSpec | None = None
 ) -> PlacedInit:
     """The placed initial state of a run (see ``PlacedInit``)."""
-    init = jax.vmap(make_init(cfg, env))
+    one = make_init(cfg, env)
+    init = functools.partial(init_each, one)  # not vmap: batched QR can deadlock XLA:CPU
     template = jax.eval_shape(lambda: init(seed_keys(cfg)))
     # Flat leaves out: shardings as a list need no tree whose functions match the trace's.
     program = jax.jit(

@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxcage.ppo.networks import init_each
 from jaxcage.workflows import logs
 from jaxcage.workflows import ppo as wppo
 from jaxcage.workflows.config import WorkflowConfig, check_order
@@ -598,7 +599,8 @@ def sweep(
         idx = np.arange(start, start + chunk) % NUM_ORDERS  # the last chunk wraps (ignored)
         keys_i = jnp.asarray(idx)
         if init_params is None:
-            p0 = jax.vmap(lambda i: progs.init(jax.random.fold_in(key_init, i)))(keys_i)
+            # one init per workflow (init_each): a vmapped orthogonal init can deadlock XLA:CPU
+            p0 = init_each(lambda i: progs.init(jax.random.fold_in(key_init, i)), keys_i)
         else:
             p0 = jax.tree.map(lambda x: jnp.broadcast_to(x, (chunk, *x.shape)), init_params)
         t0 = time.perf_counter()

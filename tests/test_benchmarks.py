@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
@@ -54,3 +56,34 @@ def test_cyborg_rate_is_pooled_from_before_and_after_the_jaxcage_timings():
     assert bracket_cyborg({"status": "unavailable"}, run(2000, 5.0))["steps_per_s"] == 400.0
     skipped = {"status": "skipped", "note": "--no-cyborg"}
     assert bracket_cyborg(skipped, skipped) == skipped
+
+
+def _fake_run(path: Path, returns, compliance) -> None:
+    path.mkdir(parents=True)
+    rows = [
+        {"order": o, "letters": f"W{o}", "eval_env_return": r, "eval_compliance": c}
+        for o, (r, c) in enumerate(zip(returns, compliance, strict=True))
+    ]
+    (path / "summary.json").write_text(json.dumps({"workflows": rows, "episodes_used": 1000}))
+    (path / "experiment_config.json").write_text(json.dumps({"threshold": 0.9}))
+
+
+def test_compare_workflow_policies_joins_per_workflow(tmp_path):
+    ret = -np.arange(120, dtype=float)
+    _fake_run(tmp_path / "u", ret, np.where(np.arange(120) % 2 == 0, 0.95, 0.5))
+    _fake_run(tmp_path / "s", ret - 1.0, np.full(120, 0.92))
+    cmd = [sys.executable, str(BENCHMARKS / "compare_workflow_policies.py")]
+    cmd += ["--universal", str(tmp_path / "u"), "--sweep", str(tmp_path / "s")]
+    cmd += ["--out", str(tmp_path / "cmp")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads((tmp_path / "cmp.json").read_text())
+    uni, ind = doc["table"]
+    assert uni["compliant_workflows"] == 60 and ind["compliant_workflows"] == 120
+    assert uni["best_compliant"] == "W0" and ind["best_compliant_env_return"] == -1.0
+    assert doc["universal_higher_return"] == 120 and doc["return_correlation"] > 0.999
+    assert len((tmp_path / "cmp.csv").read_text().splitlines()) == 121
+    _fake_run(tmp_path / "short", ret[:10], np.full(10, 0.9))
+    cmd[cmd.index(str(tmp_path / "s"))] = str(tmp_path / "short")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode != 0 and "all 120 workflows" in proc.stderr

@@ -721,14 +721,21 @@ def baselines(
     n_eval = cfg.eval_episodes_run
     rows: list[dict[str, Any]] = []
 
-    def add(name: str, o: int, res: dict[str, Any], episodes: int, wall: float) -> None:
+    def add(
+        name: str,
+        o: int,
+        res: dict[str, Any],
+        episodes: int,
+        wall: float,
+        std: float | None = None,  # the per-episode std when ``res`` holds means only
+    ) -> None:
         ret = np.asarray(res["env_return"], dtype=float)
         row = {
             "baseline": name,
             "order": o,
             "letters": order_letters(o),
             "eval_env_return": float(ret.mean()),
-            "eval_env_return_std": float(ret.std()),
+            "eval_env_return_std": float(ret.std()) if std is None else std,
             "eval_compliance": float(np.mean(res["compliance"])),
             "eval_fixes": float(np.mean(res["fixes"])),
             "training_episodes": episodes,
@@ -790,8 +797,9 @@ def baselines(
                 )
         ev = {k: np.asarray(v) for k, v in run.evaluation.items()}
         res = {"env_return": ev["env_return"], "compliance": ev["compliance"], "fixes": ev["fixes"]}
-        add("ppo_no_workflow", order, res, n * pcfg.episodes_per_update, time.perf_counter() - t0)
-        rows[-1]["eval_env_return_std"] = float(ev["env_return_std"])
+        wall = time.perf_counter() - t0
+        std = float(ev["env_return_std"])
+        add("ppo_no_workflow", order, res, n * pcfg.episodes_per_update, wall, std)
         rows[-1]["compile_time_s"] = progs.compile_time
 
     wall = time.perf_counter() - t_start

@@ -47,7 +47,7 @@ from jaxcage.workflows.baselines import FIXED_ORDER_POLICIES, evaluate_policy  #
 from jaxcage.workflows.compliance import ComplianceSpec  # noqa: E402
 from jaxcage.workflows.cyborg_eval import evaluate_in_cyborg  # noqa: E402
 from jaxcage.workflows.env import WorkflowEnv  # noqa: E402
-from jaxcage.workflows.policy import load_policy  # noqa: E402
+from jaxcage.workflows.policy import load_best, load_policy  # noqa: E402
 
 
 def _summary(out: dict[str, np.ndarray]) -> dict[str, float]:
@@ -161,11 +161,16 @@ BASELINE_CASES: list[Case] = [
 
 
 def checkpoint_case(path: str) -> tuple[Case, str]:
-    """A trained workflow policy (``checkpoints/*.npz`` of a search) and its run's red agent."""
-    tp = load_policy(path)
+    """A trained workflow policy and its run's red agent: a ``checkpoints/*.npz`` file of a
+    search, or a finished run directory (its best workflow, ``policy.load_best``)."""
+    if Path(path).is_dir():
+        tp = load_best(path)
+        label = f"ppo {Path(path).name} best"
+    else:
+        tp = load_policy(path)
+        label = f"ppo {Path(path).stem}"
     if tp.order is None:
-        raise ValueError(f"{path} is a universal policy: no single workflow to evaluate it on")
-    label = f"ppo {Path(path).stem}"
+        raise ValueError(f"{path} is a universal policy: pass its run directory instead")
     return (label, tp.policy, tp.order, tp.cfg.compliance_spec()), tp.cfg.red_agent
 
 
@@ -237,8 +242,9 @@ def main(argv: list[str] | None = None) -> int:
         "--checkpoint",
         action="append",
         default=[],
-        help="a trained workflow policy (search checkpoint .npz) to score in CybORG instead of "
-        "the greedy baselines; its run's red agent and compliance rule are used (repeatable)",
+        help="a trained workflow policy (a search checkpoint .npz, or a finished search / sweep "
+        "/ universal run directory: its best workflow) to score in CybORG instead of the greedy "
+        "baselines; its run's red agent and compliance rule are used (repeatable)",
     )
     parser.add_argument(
         "--lockstep-episodes", type=int, default=0, help="CybORG episodes also run in lockstep"

@@ -106,3 +106,31 @@ def test_trained_policy_in_cyborg(cyborg, trained) -> None:
         t = welch_tost(cy[key], jx[key], margin=margin)
         assert t.verdict != "DIFFERENT" and (t.equivalent or t.power < REQUIRED_POWER), (key, t)
     assert cy["compliance"].mean() > 0.85
+
+
+@pytest.mark.slow
+def test_load_best_of_a_run(tmp_path: Path) -> None:
+    """``load_best`` finds the best workflow's latest checkpoint of a finished search."""
+    from jaxcage.workflows.config import load_config
+    from jaxcage.workflows.policy import load_best
+    from jaxcage.workflows.search import search
+
+    cfg = load_config(
+        "workflows",
+        total_episodes=48,
+        episodes_per_update=16,
+        max_episodes_per_workflow=32,
+        eval_episodes=16,
+        num_minibatches=2,
+        update_epochs=1,
+        hidden_sizes=[8],
+    )
+    res = search(cfg, out_dir=tmp_path / "run")
+    best = load_best(tmp_path / "run")
+    assert best.order == res.summary["best_order_index"]
+    assert best.cfg.hidden_sizes == (8,)
+    final = res.params[best.order]  # the best workflow's weights at its latest visit
+    for a, b in zip(jax.tree.leaves(best.params), jax.tree.leaves(final), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    with pytest.raises(FileNotFoundError, match="summary.json"):
+        load_best(tmp_path)

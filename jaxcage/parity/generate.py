@@ -92,8 +92,11 @@ LEADERBOARD_CHUNK = 100
 # produced in the time it had (CybORG steps are the cost), so TOST resolves the 2% margin only
 # where the variance allows; more episodes = larger counts here and the same command.
 LEADERBOARD_EPISODES: dict[str, int] = {
-    # Planned next (not generated yet): react_restore/{b_line,meander}/100, random/{...}/100.
-    "react_restore/b_line/30": 600,
+    "react_restore/b_line/30": 2000,
+    "react_restore/b_line/100": 1000,
+    "react_restore/meander/100": 1000,
+    "random/b_line/100": 1000,
+    "random/meander/100": 1000,
 }
 LEADERBOARD_CELLS: tuple[Cell, ...] = tuple(Cell.parse(k) for k in LEADERBOARD_EPISODES)
 DATA_PATHS: dict[str, str] = {

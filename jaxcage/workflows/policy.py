@@ -12,6 +12,7 @@ logits, or their argmax when deterministic).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from jaxcage.true_state import RedSessionView
 from jaxcage.workflows import logs
 from jaxcage.workflows.baselines import PolicyFn
 from jaxcage.workflows.config import WorkflowConfig, from_dict
-from jaxcage.workflows.orders import NUM_ORDERS
+from jaxcage.workflows.orders import NUM_ORDERS, order_letters
 from jaxcage.workflows.ppo import make_apply, make_init_params, policy_input
 
 CONFIG_FILE = "experiment_config.json"
@@ -107,4 +108,30 @@ def load_policy(
     )
 
 
-__all__ = ["TrainedPolicy", "load_policy", "ppo_policy"]
+def load_best(run_dir: str | Path, *, deterministic: bool = False) -> TrainedPolicy:
+    """The best workflow's policy of a finished ``search`` / ``sweep`` run (``summary.json``'s
+    ``best_order``): that workflow's latest checkpoint, or, for a universal run, the universal
+    policy set to follow the best workflow.
+
+    Raises:
+        FileNotFoundError: not a finished run directory, or its checkpoint is missing.
+        ValueError: the run found no best workflow.
+    """
+    run = Path(run_dir)
+    if not (run / "summary.json").is_file():
+        raise FileNotFoundError(f"{run} is not a finished workflow run (no summary.json)")
+    summary = json.loads((run / "summary.json").read_text())
+    order = summary.get("best_order_index")
+    if order is None:
+        raise ValueError(f"{run}: the run has no best workflow")
+    if summary.get("mode") == "universal":
+        path = run / "checkpoints" / "universal_agent.npz"
+    else:
+        visits = [r for r in summary["workflows"] if r["order"] == order]
+        path = (
+            run / "checkpoints" / f"workflow_{visits[-1]['iteration']}_{order_letters(order)}.npz"
+        )
+    return dataclasses.replace(load_policy(path, deterministic=deterministic), order=int(order))
+
+
+__all__ = ["TrainedPolicy", "load_best", "load_policy", "ppo_policy"]

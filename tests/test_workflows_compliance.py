@@ -286,3 +286,29 @@ def test_evaluate_greedy_host_baseline():
     assert (out["compliance"] == 1.0).all() and (out["fixes"] > 20).all()
     # it Sleeps when nothing is compromised, so returns are far better than restoring every step
     assert -80 < out["env_return"].mean() < -30
+
+
+def test_nofix_penalty_only_at_the_end_of_an_episode_without_fixes():
+    """``nofix_penalty`` (spec §3, dead in the repo, off by default): -penalty * lam on the last
+    step of an episode with no fix; nothing when the episode fixed something."""
+    params = make_params("b_line", max_steps=5)
+
+    def episode(spec, first_action):
+        env = WorkflowEnv(spec)
+        _, ws = env.reset(jax.random.key(0), params, DESHU)
+        aligns, dones = [], []
+        for t in range(5):
+            action = first_action if t == 0 else 0  # then Sleep
+            _, ws, _, ar, done, _ = env.step(jax.random.key(t + 1), ws, action, params)
+            aligns.append(float(ar))
+            dones.append(bool(done))
+        assert dones == [False] * 4 + [True]
+        return aligns
+
+    penal = ComplianceSpec(nofix_penalty=0.2)
+    assert episode(penal, 0) == [0.0, 0.0, 0.0, 0.0, pytest.approx(-6.0)]
+    assert episode(ComplianceSpec(), 0) == [0.0] * 5
+    fixed = episode(penal, restore(Host.ENTERPRISE0))  # one fix: no penalty at the end
+    assert fixed[-1] == 0.0
+    with pytest.raises(ValueError, match="nofix_penalty"):
+        ComplianceSpec(nofix_penalty=-1.0).validate()

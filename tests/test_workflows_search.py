@@ -270,3 +270,44 @@ def test_sweep_fine_tunes_from_sweep_init(tmp_path: Path) -> None:
     assert diff > 1e-2
     with pytest.raises(FileNotFoundError, match="no workflow checkpoint"):
         sweep(cfg.replace(sweep_init=str(tmp_path / "missing.npz")), env=_env(0.95))
+
+
+@pytest.mark.slow
+def test_continuing_windows_continue_the_training_runs() -> None:
+    """``continuing_windows`` (V0/V1): a window starts where the previous one stopped; the
+    training loop carries its envs across updates, so the flag changes what it trains on."""
+    cfg = load_config(
+        "workflows",
+        continuing_windows=True,
+        max_steps=6,
+        episodes_per_update=4,
+        max_episodes_per_workflow=12,
+        eval_episodes=4,
+        num_minibatches=1,
+        update_epochs=1,
+        hidden_sizes=[8],
+        early_stop=False,
+    )
+    env, env_params = wppo.make_env(cfg)
+    assert env.continuing_windows
+    params = wppo.make_init_params(cfg)(jax.random.key(0))
+    orders = jnp.zeros(4, jnp.int32)
+    window = jax.jit(wppo.make_window(cfg, env, env_params))
+    obs, ws = wppo.make_reset(env, env_params)(jax.random.key(1), orders)
+    ro1, obs1, ws1 = window(jax.random.key(2), params, orders, obs, ws)
+    ro2, _, ws2 = window(jax.random.key(3), params, orders, obs1, ws1)
+    assert np.asarray(ws1.env_state.time).tolist() == [6] * 4  # no reset at the window end
+    assert np.asarray(ws2.env_state.time).tolist() == [12] * 4
+    np.testing.assert_array_equal(np.asarray(ro2.inputs[0, :, :52]), np.asarray(obs1))
+    assert np.asarray(ro1.dones[-1]).all() and not np.asarray(ro1.dones[:-1]).any()
+    train = jax.jit(wppo.make_train_workflow(cfg, env, env_params, cfg.cap_updates, 4))
+    run = train(params, jnp.int32(0), jax.random.key(4), jnp.int32(3))
+    plain_cfg = cfg.replace(continuing_windows=False)
+    penv, pparams = wppo.make_env(plain_cfg)
+    plain = jax.jit(wppo.make_train_workflow(plain_cfg, penv, pparams, cfg.cap_updates, 4))
+    run_plain = plain(params, jnp.int32(0), jax.random.key(4), jnp.int32(3))
+    assert int(run.updates) == 3 and int(run_plain.updates) == 3
+    # the continuing run trains on windows that start mid-run: other returns than fresh episodes
+    assert not np.allclose(np.asarray(run.metrics["env_return"]), run_plain.metrics["env_return"])
+    with pytest.raises(ValueError, match="continuing_windows"):
+        load_config("workflows", continuing_windows=True, mode="universal")

@@ -50,6 +50,9 @@ class ComplianceSpec:
     target: str = "type"
     lam: float = 30.0  # the alignment weight: an episode's alignment rewards sum to lam * c
     nofix_value: float = 0.5  # compliance of an episode without a fix (the greedy baseline: 1.0)
+    # alignment penalty nofix_penalty * lam at the end of an episode without a fix (spec §3:
+    # V2 -0.2 lam, V0 -0.5 lam, dead there because `done` never fires; 0 = off, as it ran)
+    nofix_penalty: float = 0.0
 
     def validate(self) -> ComplianceSpec:
         """Raise ``ValueError`` on a bad field; returns ``self`` for chaining."""
@@ -60,13 +63,19 @@ class ComplianceSpec:
         ):
             if value not in allowed:
                 raise ValueError(f"unknown compliance {name} {value!r}; expected one of {allowed}")
-        for name, value in (("lam", self.lam), ("nofix_value", self.nofix_value)):
+        for name, value in (
+            ("lam", self.lam),
+            ("nofix_value", self.nofix_value),
+            ("nofix_penalty", self.nofix_penalty),
+        ):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(f"compliance {name} must be a number, got {value!r}")
         if not self.lam >= 0.0:
             raise ValueError(f"compliance lam must be >= 0, got {self.lam!r}")
         if not 0.0 <= self.nofix_value <= 1.0:
             raise ValueError(f"compliance nofix_value must be in [0, 1], got {self.nofix_value!r}")
+        if not self.nofix_penalty >= 0.0:
+            raise ValueError(f"compliance nofix_penalty must be >= 0, got {self.nofix_penalty!r}")
         return self
 
 

@@ -48,6 +48,9 @@ class WorkflowConfig:
     red_agent: str = "b_line"
     green_agent: str = "sleep"
     max_steps: int = 100
+    # V0/V1 replication (spec §8.1a): a workflow's envs never reset; each update continues them
+    # for one max_steps window (the evaluation still plays fresh episodes, spec §8.8)
+    continuing_windows: bool = False
 
     # --- compliance (jaxcage.workflows.compliance.ComplianceSpec) -----------------------------
     rule: str = "state"
@@ -55,6 +58,7 @@ class WorkflowConfig:
     target: str = "type"
     lam: float = 30.0  # alignment reward = lam * change of running compliance
     nofix_value: float = 0.5  # compliance of an episode without fixes
+    nofix_penalty: float = 0.0  # x lam off the alignment of an episode without fixes (V2 0.2)
 
     # --- search -------------------------------------------------------------------------------
     mode: str = "independent"  # one policy per workflow, or one universal policy for all 120
@@ -82,6 +86,7 @@ class WorkflowConfig:
     init: str = "orthogonal"  # "torch": PyTorch default U(+-1/sqrt(fan_in)) (spec §8.13)
     advantage: str = "gae"  # "mc_normalized": A = R_norm - V, value target R_norm (repo)
     return_leak: bool = False  # repo MC returns run across episode boundaries (spec §8.1b)
+    return_norm_eps: float = 1e-5  # MC-return normalisation (g - mean) / (std + eps): V2; V0 1e-8
     update_epochs: int = 4
     num_minibatches: int = 4  # 1 = full batch (repo)
     lr: float = 5e-4
@@ -159,6 +164,7 @@ class WorkflowConfig:
             target=self.target,
             lam=self.lam,
             nofix_value=self.nofix_value,
+            nofix_penalty=self.nofix_penalty,
         )
 
     def _validate(self) -> None:
@@ -234,6 +240,14 @@ class WorkflowConfig:
             raise ValueError("return_leak only applies to advantage: mc_normalized")
         if self.mode == "universal" and not self.workflow_input:
             raise ValueError("mode: universal needs workflow_input: true")
+        if self.mode == "universal" and self.continuing_windows:
+            raise ValueError(
+                "continuing_windows (V0/V1's per-workflow runs) needs mode: independent"
+            )
+        if not self.return_norm_eps > 0.0:
+            raise ValueError(f"return_norm_eps must be > 0, got {self.return_norm_eps}")
+        if not self.nofix_penalty >= 0.0:
+            raise ValueError(f"nofix_penalty must be >= 0, got {self.nofix_penalty}")
         for name in ("first_order", "baseline_order"):
             order = getattr(self, name)
             if order or name == "baseline_order":

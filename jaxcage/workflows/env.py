@@ -126,6 +126,10 @@ class WorkflowEnv:
             obs, env_state, reward, done, env_info = self.env.step(
                 key, wstate.env_state, action, params
             )
+        if self.spec.nofix_penalty > 0.0:  # static: the term is absent unless switched on
+            nofix_end = done & (cstate.total == 0)
+            penalty = self.spec.nofix_penalty * self.spec.lam
+            align = align - jnp.where(nofix_end, penalty, 0.0).astype(align.dtype)
         info = {
             **env_info,
             "compliance": episode_compliance(self.spec, cstate),

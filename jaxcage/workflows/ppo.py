@@ -161,7 +161,7 @@ def make_env(cfg: WorkflowConfig) -> tuple[Any, Any]:
     from jaxcage.env import make_params
     from jaxcage.workflows.env import WorkflowEnv
 
-    env = WorkflowEnv(cfg.compliance_spec())
+    env = WorkflowEnv(cfg.compliance_spec(), continuing_windows=cfg.continuing_windows)
     params = make_params(cfg.red_agent, max_steps=cfg.max_steps, green_agent=cfg.green_agent)
     return env, params
 
@@ -199,15 +199,43 @@ def make_rollout(
     The episodes start together at a reset and end together at the time limit, so one call is
     exactly N episodes (the env auto-resets after the last step; that reset is discarded).
     """
+    reset = make_reset(env, env_params)
+    window = make_window(cfg, env, env_params, deterministic=deterministic)
+
+    def rollout(key: jax.Array, net_params: Any, orders: jax.Array) -> Rollout:
+        key_reset, key_steps = jax.random.split(key)
+        obs, wstate = reset(key_reset, orders)
+        ro, _, _ = window(key_steps, net_params, orders, obs, wstate)
+        return ro
+
+    return rollout
+
+
+def make_reset(env: Any, env_params: Any) -> Callable[[jax.Array, jax.Array], tuple[Any, Any]]:
+    """``reset(key, orders (N,)) -> (obs (N, 52) int32, wstate)``: N fresh episodes."""
+
+    def reset(key: jax.Array, orders: jax.Array) -> tuple[Any, Any]:
+        obs, wstate = jax.vmap(env.reset, in_axes=(0, None, 0))(
+            jax.random.split(key, orders.shape[0]), env_params, orders
+        )
+        return obs.astype(jnp.int32), wstate
+
+    return reset
+
+
+def make_window(
+    cfg: WorkflowConfig, env: Any, env_params: Any, *, deterministic: bool = False
+) -> Callable[[jax.Array, Any, jax.Array, jax.Array, Any], tuple[Rollout, jax.Array, Any]]:
+    """``window(key, net_params, orders, obs, wstate) -> (Rollout, obs, wstate)``: ``max_steps``
+    steps of N envs from ``(obs, wstate)``, returning where they stopped (a fresh episode after
+    an auto-reset; with ``continuing_windows`` the same run, which the next window continues)."""
     apply = make_apply(cfg)
     steps = cfg.max_steps
 
-    def rollout(key: jax.Array, net_params: Any, orders: jax.Array) -> Rollout:
+    def window(
+        key: jax.Array, net_params: Any, orders: jax.Array, obs: jax.Array, wstate: Any
+    ) -> tuple[Rollout, jax.Array, Any]:
         n = orders.shape[0]
-        key_reset, key_steps = jax.random.split(key)
-        obs, wstate = jax.vmap(env.reset, in_axes=(0, None, 0))(
-            jax.random.split(key_reset, n), env_params, orders
-        )
 
         def step(carry: tuple[Any, jax.Array, jax.Array], key: jax.Array) -> tuple[Any, Any]:
             wstate, obs, _ = carry
@@ -239,13 +267,13 @@ def make_rollout(
             )
             return (wstate, obs2.astype(jnp.int32), info["final_obs"].astype(jnp.int32)), out
 
-        init = (wstate, obs.astype(jnp.int32), obs.astype(jnp.int32))
-        (_, _, final_obs), outs = jax.lax.scan(step, init, jax.random.split(key_steps, steps))
+        init = (wstate, obs, obs)
+        (wstate, obs, final_obs), outs = jax.lax.scan(step, init, jax.random.split(key, steps))
         x, a, lp, v, r, re, ra, d, c, f = outs
         _, last_value = apply(net_params, policy_input(cfg, final_obs, orders))
-        return Rollout(x, a, lp, v, r, re, ra, d, c, f, last_value)
+        return Rollout(x, a, lp, v, r, re, ra, d, c, f, last_value), obs, wstate
 
-    return rollout
+    return window
 
 
 def episode_stats(ro: Rollout) -> dict[str, jax.Array]:
@@ -270,7 +298,8 @@ def mc_returns(cfg: WorkflowConfig, rewards: jax.Array, dones: jax.Array) -> jax
 
     Cut at episode ends without bootstrap; with ``return_leak`` the episodes are concatenated
     env by env and the return runs across their boundaries, as the repo's concatenated episode
-    list does (spec §8.1b). Normalised over the whole batch with (sigma + 1e-5), as V2.
+    list does (spec §8.1b). Normalised over the whole batch with (sigma + ``return_norm_eps``):
+    1e-5 as V2, 1e-8 as V0.
     """
     t, n = rewards.shape
     if cfg.return_leak:
@@ -287,7 +316,7 @@ def mc_returns(cfg: WorkflowConfig, rewards: jax.Array, dones: jax.Array) -> jax
 
     _, g = jax.lax.scan(back, jnp.float32(0.0), (flat, cut), reverse=True)
     g = g.reshape(n, t).T
-    return (g - g.mean()) / (g.std() + 1e-5)
+    return (g - g.mean()) / (g.std() + cfg.return_norm_eps)
 
 
 # --------------------------------------------------------------------------------------------
@@ -448,6 +477,7 @@ class _Loop(struct.PyTreeNode):
     since: jax.Array
     buf: dict[str, jax.Array]
     ev: dict[str, jax.Array]  # evaluation sums
+    run: Any = None  # continuing_windows: (obs, wstate) where the workflow's training envs stand
 
 
 def eval_rollouts(cfg: WorkflowConfig, eval_episodes: int) -> int:
@@ -470,6 +500,8 @@ def make_train_workflow(
     the learning step is skipped (``lax.cond``) in the evaluation phase.
     """
     rollout = make_rollout(cfg, env, env_params)
+    reset = make_reset(env, env_params)
+    window = make_window(cfg, env, env_params)
     learn = make_learn(cfg)
     tx = make_optimizer(cfg)
     n = cfg.episodes_per_update
@@ -483,6 +515,10 @@ def make_train_workflow(
         orders = jnp.full((n,), order_idx, jnp.int32)
         limit = jnp.minimum(jnp.asarray(max_updates, jnp.int32), cap_updates)
         buf = {k: jnp.full((cap_updates,), jnp.nan, jnp.float32) for k in UPDATE_METRICS}
+        run = None
+        if cfg.continuing_windows:  # V0/V1: one run per env per workflow, reset only here
+            key, key_start = jax.random.split(key)
+            run = reset(key_start, orders)
         init = _Loop(
             params=params,
             opt=tx.init(params),
@@ -495,6 +531,7 @@ def make_train_workflow(
             since=jnp.int32(0),
             buf=buf,
             ev={k: jnp.float32(0.0) for k in ev_keys},
+            run=run,
         )
 
         def cond(c: _Loop) -> jax.Array:
@@ -538,7 +575,15 @@ def make_train_workflow(
 
         def body(c: _Loop) -> _Loop:
             key, k_roll, k_learn = jax.random.split(c.key, 3)
-            ro = rollout(k_roll, c.params, orders)
+            if cfg.continuing_windows:
+                # training continues the workflow's runs; evaluation episodes start fresh
+                k_reset, k_window = jax.random.split(k_roll)
+                fresh = reset(k_reset, orders)
+                start = jax.tree.map(lambda a, b: jnp.where(c.training, a, b), c.run, fresh)
+                ro, obs, wstate = window(k_window, c.params, orders, *start)
+                c = c.replace(run=(obs, wstate))
+            else:
+                ro = rollout(k_roll, c.params, orders)
             c = jax.lax.cond(c.training, train_step, eval_step, c, ro, k_learn)
             return c.replace(key=key)
 

@@ -25,9 +25,9 @@ call. CAGE2 episodes only end by time limit, so ``terminations`` is always False
 Speed: each ``step`` is one compiled call on one packed, donated buffer (``jaxcage.host_step``).
 A process whose JAX work is only this host-side stepping (an SB3 / PyTorch loop) should call
 ``jaxcage.host_step.inline_cpu_runtime()`` first, before any JAX computation: XLA:CPU then runs
-a step's thunks on one thread instead of handing them around its pool, which halves the cost of
-a small call (BENCHMARKS.md, "Host-side stepping"). It is process-wide, so jaxcage never makes
-that choice for you.
+a step's thunks on one core instead of handing them between cores, which cuts a small call by
+~60% (BENCHMARKS.md, "Host-side stepping"). It is process-wide (and pins the process's later
+threads to one core), so jaxcage never makes that choice for you.
 
 Importing this module registers gymnasium ids (``jaxcage/Cage2-BLine-v0``, ``-Meander-v0``,
 ``-Sleep-v0``) usable with ``gymnasium.make`` and ``gymnasium.make_vec``.
@@ -210,29 +210,52 @@ def _cached(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
     return _KERNELS[key]
 
 
+# Up to this many environments the vector env's batched state travels as one packed int32
+# buffer (one argument and one result buffer per call instead of 29 of each: 8 envs 306 -> 234
+# us per call on the 2-core VM); from ~128 envs on, the copy into that buffer costs more than
+# the buffer handles it saves (256 envs: 764 packed against 573 us).
+PACKED_MAX_ENVS = 64
+
+
 def _vector_kernels(
     num_envs: int, params: EnvParams, params_batched: bool, mode: AutoresetMode, key_impl: Any
-) -> tuple[FlatLayout, PackedCall, PackedCall]:
+) -> tuple[FlatLayout, PackedCall, PackedCall, Any]:
     """Cached ``_build_vector_kernels``."""
-    sig = ("vector", num_envs, params_batched, mode, str(key_impl), _signature(params))
+    packed = num_envs <= PACKED_MAX_ENVS
+    sig = ("vector", num_envs, params_batched, mode, str(key_impl), packed, _signature(params))
     return _cached(
-        sig, lambda: _build_vector_kernels(num_envs, params, params_batched, mode, key_impl)
+        sig,
+        lambda: _build_vector_kernels(num_envs, params, params_batched, mode, key_impl, packed),
     )
 
 
 def _build_vector_kernels(
-    num_envs: int, params: EnvParams, params_batched: bool, mode: AutoresetMode, key_impl: Any
-) -> tuple[FlatLayout, PackedCall, PackedCall]:
-    """Packed batch kernels for ``CageVectorEnv``.
+    num_envs: int,
+    params: EnvParams,
+    params_batched: bool,
+    mode: AutoresetMode,
+    key_impl: Any,
+    packed: bool,
+) -> tuple[FlatLayout, PackedCall, PackedCall, Any]:
+    """Packed batch kernels for ``CageVectorEnv``, and the blank batched state they carry.
 
-    The carry is the key data (one int32 buffer) and the batched state's leaves, all donated. The
-    state is not packed here: at large batches the copy into one buffer would cost more than the
-    29 buffer handles it saves (small batches pay ~100 us per call for them; BENCHMARKS.md).
-    ``reset(carry, params, mask) -> (carry, obs)`` and ``step(carry, actions, params, pending) ->
-    (carry, result)``, ``result`` one int16 array, ``(num_envs, 106)`` in SAME_STEP mode (with
-    the final observations) and ``(num_envs, 55)`` otherwise (see ``_result_row``).
-    Both advance the key inside the program.
+    The carry is the key data (one int32 buffer) and the batched state, all donated. With
+    ``packed`` (small batches, ``PACKED_MAX_ENVS``) the state is one ``(num_envs, size)`` int32
+    buffer (``FlatLayout``), unpacked and repacked inside the program; otherwise its 29 leaves
+    travel as they are (at large batches the copy into one buffer would cost more than the buffer
+    handles it saves; BENCHMARKS.md). ``reset(carry, params, mask) -> (carry, obs)`` and
+    ``step(carry, actions, params, pending) -> (carry, result)``, ``result`` one int16 array,
+    ``(num_envs, 106)`` in SAME_STEP mode (with the final observations) and ``(num_envs, 55)``
+    otherwise (see ``_result_row``). Both advance the key inside the program.
     """
+    state_layout = FlatLayout(init_state())
+
+    def load(held: Any) -> EnvState:
+        return state_layout.unpack(held) if packed else held
+
+    def store(state: EnvState) -> Any:
+        return state_layout.pack(state, batch_dims=1) if packed else state
+
     env = _ENV
     p_axis = 0 if params_batched else None
     like = jax.random.key(0, impl=key_impl)
@@ -248,11 +271,11 @@ def _build_vector_kernels(
     def reset(
         carry: tuple[jax.Array, EnvState], params: EnvParams, mask: jax.Array
     ) -> tuple[tuple[jax.Array, EnvState], jax.Array]:
-        key, state = key_from_data(key_layout.unpack(carry[0]), like), carry[1]
+        key, state = key_from_data(key_layout.unpack(carry[0]), like), load(carry[1])
         key, key_reset = jax.random.split(key)
         keys = jax.random.split(key_reset, num_envs)
         obs, state = jax.vmap(reset_one, in_axes=(0, 0, p_axis, 0))(keys, state, params, mask)
-        return (key_layout.pack(key_to_data(key)), state), obs.astype(jnp.int32)
+        return (key_layout.pack(key_to_data(key)), store(state)), obs.astype(jnp.int32)
 
     def step_one(
         key: jax.Array, state: EnvState, action: jax.Array, params: EnvParams, pending: jax.Array
@@ -277,22 +300,27 @@ def _build_vector_kernels(
         params: EnvParams,
         pending: jax.Array,
     ) -> tuple[tuple[jax.Array, EnvState], jax.Array]:
-        key, state = key_from_data(key_layout.unpack(carry[0]), like), carry[1]
+        key, state = key_from_data(key_layout.unpack(carry[0]), like), load(carry[1])
         key, key_step = jax.random.split(key)
         keys = jax.random.split(key_step, num_envs)
         obs, state, tenths, done, final_obs = jax.vmap(step_one, in_axes=(0, 0, 0, p_axis, 0))(
             keys, state, actions, params, pending
         )
         extra = final_obs if mode == AutoresetMode.SAME_STEP else jnp.zeros_like(done)
-        return (key_layout.pack(key_to_data(key)), state), _result_row(obs, tenths, done, extra)
+        result = _result_row(obs, tenths, done, extra)
+        return (key_layout.pack(key_to_data(key)), store(state)), result
 
-    carry = (np.zeros(key_layout.size, np.int32), _blank_states(num_envs))
+    blank = _blank_states(num_envs)
+    if packed:
+        blank = np.asarray(jax.jit(store)(blank))
+    carry = (np.zeros(key_layout.size, np.int32), blank)
     mask = np.ones(num_envs, dtype=bool)
     actions = np.zeros(num_envs, dtype=np.int32)
     return (
         key_layout,
         PackedCall(reset, carry, params, mask),
         PackedCall(step, carry, actions, params, mask),
+        blank,
     )
 
 
@@ -345,15 +373,15 @@ class CageVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._key_like = jax.random.key(0)
-        self._key_layout, self._reset_fn, self._step_fn = _vector_kernels(
+        self._key_layout, self._reset_fn, self._step_fn, self._blank = _vector_kernels(
             self.num_envs,
             self.params,
             self.params_batched,
             self.autoreset_mode,
             jax.random.key_impl(self._key_like),
         )
-        # (key data, batched state): device buffers donated to every call.
-        self._carry: tuple[jax.Array, EnvState] | None = None
+        # (key data, batched state, packed for small batches): buffers donated to every call.
+        self._carry: tuple[jax.Array, Any] | None = None
         self._pending = np.zeros(self.num_envs, dtype=bool)  # NEXT_STEP: reset on next step()
         self._obs: np.ndarray | None = None  # last returned observation, for partial resets
 
@@ -435,9 +463,10 @@ class CageVectorEnv(VectorEnv):
     def _key_impl(self) -> Any:
         return jax.random.key_impl(self._key_like)
 
-    def _blank_state(self) -> EnvState:
-        """A batched state to be overwritten by the first full reset."""
-        return _blank_states(self.num_envs)
+    def _blank_state(self) -> Any:
+        """A batched state (as the kernels carry it) to be overwritten by the first full reset;
+        a fresh buffer, since every call donates its carry."""
+        return jax.tree.map(jnp.array, self._blank)
 
     def close_extras(self, **kwargs: Any) -> None:
         """Drop the device state (``reset`` starts afresh)."""

@@ -17,15 +17,15 @@ buffer per leaf in and out, and several ``device_get`` round trips. This module 
   key kept in the carry (``jaxcage.evaluation.make_host_policy`` builds one from a trained run).
 
 * ``inline_cpu_runtime``: an opt-in, process-wide switch for processes that only step from the
-  host (an SB3 / CleanRL loop, CybORG's ``evaluation.py`` with the drop-in agent): XLA:CPU's
-  intra-op thread pool of one thread, so the ~150 thunks of a step run on one core instead of
-  being handed between the pool's threads (about half of a small call's cost on a 2-core VM).
+  host (an SB3 / CleanRL loop, CybORG's ``evaluation.py`` with the drop-in agent): JAX's
+  threads on one core and XLA:CPU's intra-op pool of one thread, so the ~150 thunks of a step
+  are not handed between cores (about 60% of a small call's cost on an idle 2-core VM).
 
 The dynamics are untouched: the programs call ``jaxcage.env.CageEnv`` as every other path does.
 On XLA:CPU the remaining per-call cost is the runtime executing the step's ~150 thunks once
-(~120 us on a 2-core VM with the default pool, ~65 us with ``inline_cpu_runtime``, against
-~12 us per step inside a ``lax.scan``); see BENCHMARKS.md, "Host-side stepping", and
-``benchmarks/bench_gym.py --profile``.
+(~170-200 us on an idle 2-core VM with the default runtime, ~70 us with
+``inline_cpu_runtime``, against ~10-14 us per step inside a ``lax.scan``); see BENCHMARKS.md,
+"Host-side stepping", and ``benchmarks/bench_gym.py --profile``.
 
 No CybORG counterpart: CybORG's ``ChallengeWrapper.step`` is plain Python.
 """
@@ -135,29 +135,35 @@ def key_from_data(data: jax.Array, like: jax.Array) -> jax.Array:
     return jax.random.wrap_key_data(data, impl=jax.random.key_impl(like))
 
 
-def inline_cpu_runtime(*, strict: bool = True) -> bool:
-    """Run XLA:CPU programs with a one-thread intra-op pool, for host-driven stepping.
+def inline_cpu_runtime(*, strict: bool = True, cpu: int | None = None) -> bool:
+    """Run XLA:CPU programs on one core with a one-thread pool, for host-driven stepping.
 
-    A single-env (or few-env) step is ~150 small thunks; with the default pool (one thread per
-    CPU) XLA's thunk executor hands ready thunks between threads, and those hand-offs are about
-    half of a call (BENCHMARKS.md, "Host-side stepping": ``CageGymEnv`` 124 -> 64 us per step,
-    ``CageVectorEnv`` at 8 envs 314 -> 152 us on a 2-core VM). Large batches lose the pool's
-    parallelism, so this is for processes whose JAX work is host-side stepping (a PyTorch or SB3
-    loop over the Gymnasium adapters, CybORG's ``evaluation.py``), not for training with jaxcage.
+    A single-env (or few-env) step is ~150 small thunks. With the default runtime (a pool thread
+    per CPU, an async dispatch thread) XLA hands them between threads on different cores, and on
+    an idle VM every hand-off wakes a sleeping core: that is most of a small call (BENCHMARKS.md,
+    "Host-side stepping": ``CageGymEnv`` 207 -> 74 us per step, ``CageVectorEnv`` at 8 envs
+    234 -> 102 us, idle 2-core VM). This switch pins the calling thread, and so every thread
+    started after it (JAX's pool and dispatch threads among them), to one CPU (Linux
+    ``sched_setaffinity``; elsewhere only the pool size is set), sizes XLA's intra-op pool to one
+    thread (``NPROC=1``, read when JAX starts its CPU backend) and disables the hop to JAX's
+    dispatch thread (``jax_cpu_enable_async_dispatch=False``).
 
-    Process-wide and one-way: it sets ``NPROC=1`` (what XLA reads when JAX starts its CPU
-    backend), so it must run before the first JAX computation of the process. Also disables the
-    hop to JAX's dispatch thread (``jax_cpu_enable_async_dispatch=False``), which a host loop
-    waits on anyway.
+    For processes whose JAX work is host-side stepping (a PyTorch or SB3 loop over the Gymnasium
+    adapters, CybORG's ``evaluation.py`` with the drop-in agent): large batches lose the other
+    cores (8,192 envs: 1.15M -> ~0.6M steps/s), and threads the process starts later (PyTorch's)
+    share that core unless they set their own affinity. Process-wide and one-way: it must run
+    before the first JAX computation of the process.
 
     Args:
         strict: raise when JAX's backend has already started (else return ``False``).
+        cpu: the CPU to run on (default: the first this process may use).
 
     Returns:
         whether the runtime is (now) inline.
 
     Raises:
         RuntimeError: ``strict`` and the backend started before this call.
+        ValueError: ``cpu`` is not one this process may run on.
     """
     if inline_cpu_runtime_active():
         return True
@@ -166,9 +172,15 @@ def inline_cpu_runtime(*, strict: bool = True) -> bool:
             raise RuntimeError(
                 "inline_cpu_runtime() must run before JAX's first computation in this process "
                 "(the CPU backend has already started with its thread pool); call it first, or "
-                f"start Python with {_POOL_ENV}=1 in the environment"
+                f"start Python with {_POOL_ENV}=1 (and taskset -c 0 on Linux)"
             )
         return False
+    if hasattr(os, "sched_setaffinity"):
+        allowed = sorted(os.sched_getaffinity(0))
+        target = allowed[0] if cpu is None else cpu
+        if target not in allowed:
+            raise ValueError(f"cpu {cpu} is not one this process may run on: {allowed}")
+        os.sched_setaffinity(0, {target})
     os.environ[_POOL_ENV] = "1"
     jax.config.update("jax_cpu_enable_async_dispatch", False)
     return True

@@ -120,11 +120,19 @@ def _reference_vector(mode: AutoresetMode, seed: int, actions: np.ndarray):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("packed", [True, False], ids=["packed_state", "state_leaves"])
 @pytest.mark.parametrize("mode", list(AutoresetMode))
-def test_vector_env_trajectory_equals_cage_env(mode):
+def test_vector_env_trajectory_equals_cage_env(mode, packed, monkeypatch):
+    """Both carry layouts (one packed buffer for small batches, the state's leaves for large
+    ones: ``PACKED_MAX_ENVS``) step the trajectories of ``CageEnv``."""
+    from jaxcage import gym_adapter
+
+    monkeypatch.setattr(gym_adapter, "PACKED_MAX_ENVS", N if packed else 0)
     rng = np.random.default_rng(1)
     actions = rng.integers(0, 145, size=(2 * MAX_STEPS + 2, N))
     envs = CageVectorEnv(N, "b_line", max_steps=MAX_STEPS, autoreset_mode=mode)
+    carried = envs._blank
+    assert (isinstance(carried, np.ndarray) and carried.ndim == 2) == packed
     obs, _ = envs.reset(seed=5)
     np.testing.assert_array_equal(obs, 0.0)
     reference = _reference_vector(mode, 5, actions)
@@ -188,6 +196,7 @@ print(json.dumps({
     "rows": rows,
     "nproc": os.environ["NPROC"],
     "async": bool(jax.config.values["jax_cpu_enable_async_dispatch"]),
+    "cpus": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
 }))
 """
 
@@ -217,6 +226,8 @@ def test_inline_cpu_runtime_same_trajectories_in_a_fresh_process():
     )
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["nproc"] == "1" and got["async"] is False
+    if got["cpus"] is not None:
+        assert len(got["cpus"]) == 1  # pinned to one core (Linux)
     assert got["rows"] == _rollout_here()
 
 

@@ -7,6 +7,7 @@ plus jaxcage's own dependencies, with the repository on ``PYTHONPATH``::
     /work/venvs/sb3/bin/pip install stable-baselines3 torch jax flax optax gymnasium \
         scipy pyyaml matplotlib
     PYTHONPATH=$PWD /work/venvs/sb3/bin/python benchmarks/sb3_ppo.py --num-envs 8 --timesteps 8192
+    PYTHONPATH=$PWD /work/venvs/sb3/bin/python benchmarks/sb3_ppo.py --inline-runtime  # one core
 
 SB3 has its own ``VecEnv`` API (``reset()`` returns observations only, ``step`` returns
 ``(obs, rewards, dones, infos)`` with one info dict per env, and auto-resets with the finished
@@ -24,10 +25,12 @@ import time
 from typing import Any
 
 import numpy as np
+import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
 from jaxcage.gym_adapter import CageVectorEnv
+from jaxcage.host_step import inline_cpu_runtime
 
 
 class CageSB3VecEnv(VecEnv):
@@ -95,13 +98,22 @@ def main() -> None:
     parser.add_argument("--n-steps", type=int, default=128, help="PPO rollout length per env")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="write a JSON summary here")
+    parser.add_argument(
+        "--inline-runtime",
+        action="store_true",
+        help="jaxcage.host_step.inline_cpu_runtime() first (JAX on one core, one-thread pool)",
+    )
     args = parser.parse_args()
+    if args.inline_runtime:
+        inline_cpu_runtime()
+        torch.set_num_threads(1)  # the process now runs on one core: one torch thread, not two
     env = CageSB3VecEnv(args.num_envs)
     env.seed(args.seed)
     model = PPO("MlpPolicy", env, n_steps=args.n_steps, batch_size=256, seed=args.seed, verbose=0)
     start = time.perf_counter()
     model.learn(total_timesteps=args.timesteps)
     elapsed = time.perf_counter() - start
+    returns = list(env.episode_returns)  # the training episodes (the rate loop below adds more)
     # Env-only rate through the same adapter, with SB3's policy out of the loop.
     obs = env.reset()
     rng = np.random.default_rng(0)
@@ -113,13 +125,15 @@ def main() -> None:
     env_rate = calls * args.num_envs / (time.perf_counter() - t0)
     summary = {
         "num_envs": args.num_envs,
+        "inline_cpu_runtime": bool(args.inline_runtime),
+        "torch_threads": torch.get_num_threads(),
         "timesteps": int(model.num_timesteps),
         "learn_seconds": elapsed,
         "learn_steps_per_s": model.num_timesteps / elapsed,
         "adapter_steps_per_s": env_rate,
-        "episodes": len(env.episode_returns),
-        "mean_return_first_5": float(np.mean(env.episode_returns[:5])),
-        "mean_return_last_5": float(np.mean(env.episode_returns[-5:])),
+        "episodes": len(returns),
+        "mean_return_first_5": float(np.mean(returns[:5])),
+        "mean_return_last_5": float(np.mean(returns[-5:])),
         "obs_shape": list(obs.shape),
     }
     print(json.dumps(summary, indent=2))

@@ -248,3 +248,24 @@ def test_official_loop_acts_as_jaxcage_and_scores_as_its_cyborg_engine(cyborg, t
         cell = table.cells[("b_line", 30)]
         assert cell["mean"] == pytest.approx(np.round(returns, 1).mean(), abs=1e-9)
         assert cell["std"] == pytest.approx(np.round(returns, 1).std(ddof=1), abs=1e-9)
+
+
+@pytest.mark.parametrize("name", ["current", "leaderboard"])
+def test_shipped_agents_load_and_act(name):
+    """The defenders shipped in ``agents/`` load with their rule set, and act (a valid action
+    id, deterministically) on CybORG-shaped observations."""
+    agent_dir = Path(__file__).resolve().parent.parent / "agents" / name
+    meta = json.loads((agent_dir / "agent.json").read_text())
+    assert meta["rules"] == name
+    agent = BlueAgent(agent_dir)
+    assert agent.rules == name
+    rng = np.random.default_rng(0)
+    first = []
+    for _ in range(2):
+        acts = [agent.get_action(rng.integers(0, 2, 52), None) for _ in range(5)]
+        assert all(isinstance(a, int) and 0 <= a < 145 for a in acts)
+        first.append(acts[0])
+        agent.end_episode()
+    again = BlueAgent(agent_dir)
+    rng = np.random.default_rng(0)
+    assert again.get_action(rng.integers(0, 2, 52), None) == first[0]

@@ -92,7 +92,7 @@ def _readme(agent: ExportedAgent, name: str) -> str:
         "Score it with CybORG's official `CybORG/Evaluation/evaluation.py` by replacing its\n"
         "`agent = BlueLoadAgent()` line with\n\n"
         "```python\n"
-        "from jaxcage.submission import BlueAgent\n"
+        "from jaxcage.submission import BlueAgent\n\n"
         f'agent = BlueAgent("{name}")\n'
         "```\n\n"
         f"or run `jaxcage eval --run {name} --engine cyborg --episodes 1000`.\n"

@@ -165,9 +165,9 @@ def inline_cpu_runtime(*, strict: bool = True, cpu: int | None = None) -> bool:
         RuntimeError: ``strict`` and the backend started before this call.
         ValueError: ``cpu`` is not one this process may run on.
     """
-    if inline_cpu_runtime_active():
-        return True
     if xla_bridge.backends_are_initialized():
+        if inline_cpu_runtime_active():  # started inline (e.g. NPROC=1 taskset ... python)
+            return True
         if strict:
             raise RuntimeError(
                 "inline_cpu_runtime() must run before JAX's first computation in this process "

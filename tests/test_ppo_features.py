@@ -34,6 +34,36 @@ def test_memory_tracks_decoys_until_restore_and_counts_time():
     np.testing.assert_array_equal(m.prev_obs, obs)
 
 
+def _activity_obs(scan=(), exploit=()) -> jax.Array:
+    """A 52-bit observation with Scan (10) / Exploit (11) Activity on the given hosts."""
+    obs = np.zeros((13, 4), np.int32)
+    for h in scan:
+        obs[h, 0] = 1
+    for h in exploit:
+        obs[h, :2] = 1
+    return jnp.asarray(obs.reshape(-1))
+
+
+def test_scan_state_remembers_scanned_hosts_and_the_latest_one():
+    update = jax.jit(F.update_memory)
+    m = F.init_memory()
+    m = update(m, _activity_obs(scan=(9,)), jnp.int32(0))  # User0..: host 9 = User1
+    assert np.asarray(m.scans).tolist() == [0] * 9 + [2, 0, 0, 0]
+    m = update(m, _activity_obs(exploit=(9,)), jnp.int32(0))  # an exploit is not a scan
+    assert np.asarray(m.scans).tolist() == [0] * 9 + [2, 0, 0, 0]
+    m = update(m, _activity_obs(), jnp.int32(0))  # nothing seen: the latest stays the latest
+    assert np.asarray(m.scans)[9] == 2
+    m = update(m, _activity_obs(scan=(10, 11)), jnp.int32(0))
+    assert np.asarray(m.scans).tolist() == [0] * 9 + [1, 2, 2, 0]
+    m = update(m, _activity_obs(scan=(9,)), jnp.int32(0))  # a rescan makes it the latest again
+    assert np.asarray(m.scans).tolist() == [0] * 9 + [2, 1, 1, 0]
+    x = np.asarray(F.policy_input(_activity_obs(), m, ("scans",)))
+    assert x.shape == (52 + 26,)
+    bits = x[52:].reshape(13, 2)  # (scanned before, latest) per host
+    assert bits[9].tolist() == [1, 1] and bits[10].tolist() == [1, 0] and bits[:9].sum() == 0
+    assert np.asarray(F.init_memory().scans).sum() == 0
+
+
 def test_policy_input_layout():
     m = F.update_memory(F.init_memory(), jnp.ones(52, jnp.int32), jnp.int32(decoy(1, 2)))
     obs = jnp.zeros(52, jnp.int32).at[0].set(1)
@@ -53,12 +83,13 @@ def test_policy_input_layout():
 
 def _memories(n: int, key: jax.Array) -> F.PolicyMemory:
     """``n`` memories with every previous action (-1 included) and random decoys and times."""
-    k_dec, k_time, k_obs = jax.random.split(key, 3)
+    k_dec, k_time, k_obs, k_scan = jax.random.split(key, 4)
     return F.PolicyMemory(
         prev_action=jnp.arange(n, dtype=jnp.int32) % (F.NUM_ACTIONS + 1) - 1,
         prev_obs=(jax.random.uniform(k_obs, (n, 52)) < 0.3).astype(jnp.int32),
         decoys=jax.random.uniform(k_dec, (n, 13, 8)) < 0.2,
         time=jax.random.randint(k_time, (n,), 0, 101),
+        scans=jax.random.randint(k_scan, (n, 13), 0, 3),
     )
 
 
@@ -67,6 +98,8 @@ FEATURE_ORDERS = [
     ("prev_action",),
     ("prev_action", "decoys", "time"),
     ("time", "decoys", "prev_obs", "prev_action"),
+    ("prev_action", "decoys", "time", "scans"),
+    ("scans", "prev_obs"),
 ]
 
 
@@ -76,7 +109,7 @@ def test_compact_input_is_the_policy_input_in_bytes():
     for feats in FEATURE_ORDERS:
         inp = jax.vmap(lambda o, m, f=feats: F.compact_input(o, m, f))(obs, mem)
         assert inp.bits.dtype == jnp.uint8
-        n_bits = 52 + sum(F.FEATURE_SIZES[f] for f in feats if f in ("prev_obs", "decoys"))
+        n_bits = 52 + sum(F.FEATURE_SIZES[f] for f in feats if f in ("prev_obs", "decoys", "scans"))
         assert inp.bits.shape == (146, n_bits)
         x = F.expand_input(inp, feats)
         assert x.shape == (146, F.input_size(feats)) and x.dtype == jnp.float32

@@ -28,7 +28,7 @@ RED_AGENTS: tuple[str, ...] = ("b_line", "meander", "sleep")
 GREEN_AGENTS: tuple[str, ...] = ("sleep", "random")
 ACTIVATIONS: tuple[str, ...] = ("tanh", "relu")
 # Extra policy inputs a CybORG blue agent can compute from its own history (see features.py).
-FEATURES: tuple[str, ...] = ("prev_action", "prev_obs", "decoys", "time")
+FEATURES: tuple[str, ...] = ("prev_action", "prev_obs", "decoys", "time", "scans")
 
 # Fields that say where a run executes (devices, processes), not what it computes: a checkpoint
 # resumes under other values of these, and they are taken from the resuming command.

@@ -12,7 +12,12 @@ give the policy a little memory that a real agent has for free:
 * ``prev_obs``: the previous step's 52-bit observation (zeros at the first step);
 * ``decoys``: which (decoy kind, host) decoy actions Blue issued since that host's last Restore
   (104 bits; Restore removes decoys in CybORG, Remove does not; spec §8);
-* ``time``: the step counter within the episode divided by 100.
+* ``time``: the step counter within the episode divided by 100;
+* ``scans``: per host, whether an earlier observation showed Scan activity on it, and whether it
+  is the host of the latest such observation (26 bits). The Activity bits last one step
+  (``BlueTableWrapper.observation_change``), so without this Blue forgets which hosts Red has
+  mapped; the CAGE2 winner's wrapper kept the same scan state. B_line scans only the host it
+  attacks next, Meander scans a whole subnet first, so it also tells the two apart.
 
 The memory is reset at every episode start; in CybORG that is every ``env.reset()``.
 """
@@ -42,6 +47,7 @@ FEATURE_SIZES = {
     "prev_obs": OBS_SIZE,
     "decoys": NUM_HOSTS * NUM_DECOYS,
     "time": 1,
+    "scans": 2 * NUM_HOSTS,
 }
 
 
@@ -53,6 +59,7 @@ class PolicyMemory:
     prev_obs: jax.Array  # (52,) int32
     decoys: jax.Array  # (13, 8) bool: decoy (host, kind) issued since host's last Restore
     time: jax.Array  # () int32: steps taken in the episode
+    scans: jax.Array  # (13,) int32: 0 never scanned, 1 scanned before, 2 the latest scanned host
 
 
 def input_size(features: Sequence[str]) -> int:
@@ -67,6 +74,7 @@ def init_memory() -> PolicyMemory:
         prev_obs=jnp.zeros(OBS_SIZE, dtype=jnp.int32),
         decoys=jnp.zeros((NUM_HOSTS, NUM_DECOYS), dtype=bool),
         time=jnp.int32(0),
+        scans=jnp.zeros(NUM_HOSTS, dtype=jnp.int32),
     )
 
 
@@ -80,12 +88,23 @@ def update_memory(memory: PolicyMemory, obs: jax.Array, action: jax.Array) -> Po
     placed = is_decoy & (hosts[:, None] == rel % NUM_HOSTS) & (kinds[None, :] == rel // NUM_HOSTS)
     restored = hosts == action - RESTORE_BASE
     decoys = (memory.decoys | placed) & ~restored[:, None]
+    obs = jnp.asarray(obs, dtype=jnp.int32)
     return PolicyMemory(
         prev_action=action,
-        prev_obs=jnp.asarray(obs, dtype=jnp.int32),
+        prev_obs=obs,
         decoys=decoys,
         time=memory.time + 1,
+        scans=_update_scans(memory.scans, obs),
     )
+
+
+def _update_scans(scans: jax.Array, obs: jax.Array) -> jax.Array:
+    """Scan state after seeing ``obs``: this step's Scan hosts become the latest (2), the hosts
+    that were latest before become "scanned before" (1) if any host was scanned now."""
+    rows = obs.reshape(NUM_HOSTS, 4)
+    scanned = (rows[:, 0] == 1) & (rows[:, 1] == 0)  # Activity Scan is 10 (observation.py)
+    aged = jnp.where(jnp.any(scanned) & (scans == 2), 1, scans)
+    return jnp.where(scanned, 2, aged).astype(jnp.int32)
 
 
 @struct.dataclass
@@ -107,7 +126,12 @@ class PolicyInput:
 def compact_input(obs: jax.Array, memory: PolicyMemory, features: Sequence[str]) -> PolicyInput:
     """The compact policy input for ``obs`` and ``memory`` (unbatched; vmap it)."""
     # The 0/1 blocks, in input order; the other blocks (prev_action, time) have their own fields.
-    sources = {"obs": obs, "prev_obs": memory.prev_obs, "decoys": memory.decoys.reshape(-1)}
+    sources = {
+        "obs": obs,
+        "prev_obs": memory.prev_obs,
+        "decoys": memory.decoys.reshape(-1),
+        "scans": jnp.stack([memory.scans >= 1, memory.scans == 2], axis=-1).reshape(-1),
+    }
     bits = [
         jnp.asarray(sources[name]).astype(jnp.uint8)
         for name, _, _ in input_blocks(features)

@@ -30,7 +30,7 @@ import jax
 import numpy as np
 
 from jaxcage.evaluation import ENGINES, evaluate, load_run
-from jaxcage.export import AGENT_FILE, export_run, load_agent
+from jaxcage.export import AGENT_FILE, compose_switch, export_run, load_agent
 from jaxcage.ppo import checkpoint as ckpt
 from jaxcage.ppo.config import (
     PLACEMENT_FIELDS,
@@ -102,6 +102,15 @@ def _build_parser() -> argparse.ArgumentParser:
     x.add_argument(
         "--seed-index", type=int, default=None, help="which trained seed (default: best training)"
     )
+    x.add_argument(
+        "--specialist",
+        action="append",
+        default=[],
+        metavar="RED=PATH",
+        help="make a switch defender (jaxcage/switch.py): --run plays the first steps and any "
+        "other red agent, PATH (run or agent directory) plays RED (b_line, meander, sleep) once "
+        "identified; repeatable",
+    )
     workflows_cli.add_parser(sub)
     return p
 
@@ -125,7 +134,20 @@ def _placement_overrides(args: argparse.Namespace, overrides: dict) -> dict:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    out = export_run(args.run, args.out, seed_index=args.seed_index)
+    if args.specialist:
+        if args.seed_index is not None:
+            raise ValueError("--seed-index does not combine with --specialist")
+        specialists: dict[str, str] = {}
+        for item in args.specialist:
+            red, sep, path = item.partition("=")
+            if not sep or not red or not path:
+                raise ValueError(f"--specialist expects RED=PATH, got {item!r}")
+            if red in specialists:
+                raise ValueError(f"--specialist {red} given twice")
+            specialists[red] = path
+        out = compose_switch(args.run, specialists, args.out)
+    else:
+        out = export_run(args.run, args.out, seed_index=args.seed_index)
     agent = load_agent(out)
     print(f"exported {args.run} ({agent.rules} rules) to {out}; score it with (README.md there):")
     print(f"    jaxcage eval --run {out} --engine cyborg --episodes 1000")
@@ -206,13 +228,11 @@ def _nanmean(x: object) -> float:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     if (Path(args.run) / AGENT_FILE).is_file():  # an exported agent directory
-        agent = load_agent(args.run)
-        subject, cfg = agent.params, agent.config
+        subject: object = load_agent(args.run)
     else:
-        subject, cfg = load_run(args.run), None
+        subject = load_run(args.run)
     table = evaluate(
         subject,
-        cfg=cfg,
         engine=args.engine,
         episodes=args.episodes,
         deterministic=not args.stochastic,

@@ -26,7 +26,7 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -142,32 +142,75 @@ def make_policy(cfg: PPOConfig, deterministic: bool = True) -> PolicyFn:
     return policy
 
 
+class PolicyShape(Protocol):
+    """What a defender's compiled policy depends on besides its params: hashable, so evaluation
+    programs are cached by it (a second evaluation of the same network shape does not recompile)."""
+
+    def build(self, deterministic: bool) -> PolicyFn: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkShape:
+    """One PPO network's policy: its layer sizes, activation and policy features."""
+
+    hidden_sizes: tuple[int, ...]
+    activation: str
+    features: tuple[str, ...]
+
+    @classmethod
+    def of(cls, cfg: PPOConfig) -> NetworkShape:
+        return cls(tuple(cfg.hidden_sizes), cfg.activation, tuple(cfg.features))
+
+    def build(self, deterministic: bool) -> PolicyFn:
+        cfg = PPOConfig(
+            hidden_sizes=self.hidden_sizes, activation=self.activation, features=self.features
+        )
+        return make_policy(cfg, deterministic)
+
+
+class Defender(Protocol):
+    """A loaded defender that is not a single network's params: an exported agent
+    (``jaxcage.export``) or a composite (``jaxcage.switch``)."""
+
+    @property
+    def rules(self) -> str: ...
+
+    def policy_spec(self) -> tuple[Any, PolicyShape]: ...
+
+
 def _resolve(
-    result_or_params: Any, cfg: PPOConfig | None, seed_index: int | None
-) -> tuple[Any, PPOConfig, str]:
-    """Single-seed params and config from a TrainResult, a run directory, or raw params."""
+    subject: Any, cfg: PPOConfig | None, seed_index: int | None
+) -> tuple[Any, PolicyShape, str, str]:
+    """``(params, shape, rules trained under, note)`` of a TrainResult, a run directory, a loaded
+    defender (``Defender``) or raw single-seed params (then ``cfg``)."""
     note = ""
-    if isinstance(result_or_params, (str, Path)):
-        result_or_params = load_run(result_or_params)
-    if isinstance(result_or_params, TrainResult):
-        cfg = result_or_params.config
-        params = result_or_params.params
+    if isinstance(subject, (str, Path)):
+        subject = load_run(subject)
+    if hasattr(subject, "policy_spec"):
+        if seed_index is not None:
+            raise ValueError("seed_index applies to training runs, not to an exported agent")
+        params, shape = subject.policy_spec()
+        return params, shape, subject.rules, note
+    if isinstance(subject, TrainResult):
+        cfg = subject.config
+        params = subject.params
         num_seeds = cfg.num_seeds
         if seed_index is None:
-            seed_index = result_or_params.best_seed() if num_seeds > 1 else 0
+            seed_index = subject.best_seed() if num_seeds > 1 else 0
             if num_seeds > 1:
                 note = f"seed {seed_index} of {num_seeds}, best final training return"
         elif num_seeds > 1:
             note = f"seed {seed_index} of {num_seeds}"
         if not 0 <= seed_index < num_seeds:
             raise ValueError(f"seed_index {seed_index} out of range for {num_seeds} seeds")
-        return jax.tree.map(lambda x: x[seed_index], params), cfg, note
+        params = jax.tree.map(lambda x: x[seed_index], params)
+        return params, NetworkShape.of(cfg), cfg.rules, note
     if cfg is None:
         raise ValueError("evaluate(params) needs cfg= (the network and features to use)")
-    params = result_or_params
+    params = subject
     if seed_index is not None:
         params = jax.tree.map(lambda x: x[seed_index], params)
-    return params, cfg, note
+    return params, NetworkShape.of(cfg), cfg.rules, note
 
 
 def load_run(run_dir: str | Path) -> TrainResult:
@@ -193,9 +236,7 @@ def load_run(run_dir: str | Path) -> TrainResult:
 
 @functools.lru_cache(maxsize=8)
 def _eval_program(
-    hidden_sizes: tuple[int, ...],
-    activation: str,
-    features: tuple[str, ...],
+    shape: PolicyShape,
     deterministic: bool,
     horizon: int,
     n: int,
@@ -203,10 +244,9 @@ def _eval_program(
     rules: str = "current",
 ) -> Callable[..., jax.Array]:
     """The jitted evaluation scan for ``n`` episodes of at most ``horizon`` steps (cached: it only
-    depends on the network's shape, the policy mode and the batch, not on the params)."""
-    cfg = PPOConfig(hidden_sizes=hidden_sizes, activation=activation, features=features)
+    depends on the policy's shape, the policy mode and the batch, not on the params)."""
     env, base = make_cage_env("b_line", max_steps=horizon, green_agent="sleep", rules=rules)
-    policy = jax.vmap(make_policy(cfg, deterministic), in_axes=(None, 0, 0, 0))
+    policy = jax.vmap(shape.build(deterministic), in_axes=(None, 0, 0, 0))
     episodes = shd.leading(mesh) if n % mesh.size == 0 else shd.replicated(mesh)
 
     @functools.partial(jax.jit, out_shardings=episodes)
@@ -240,7 +280,7 @@ def _eval_program(
 
 def _eval_jax(
     params: Any,
-    cfg: PPOConfig,
+    shape: PolicyShape,
     reds: Sequence[str],
     steps: Sequence[int],
     episodes: int,
@@ -253,16 +293,7 @@ def _eval_jax(
     red_ids = np.repeat([RED_AGENTS.index(r) for r, _ in cells], episodes).astype(np.int32)
     lengths = np.repeat([s for _, s in cells], episodes).astype(np.int32)
     n, mesh = len(red_ids), shd.make_mesh(local=True)
-    run = _eval_program(
-        cfg.hidden_sizes,
-        cfg.activation,
-        cfg.features,
-        deterministic,
-        max(steps),
-        n,
-        mesh,
-        rules,
-    )
+    run = _eval_program(shape, deterministic, max(steps), n, mesh, rules)
     episodes_on = shd.leading(mesh) if n % mesh.size == 0 else shd.replicated(mesh)
     args = shd.put((params, jax.random.key(seed)), shd.replicated(mesh))
     totals = np.asarray(run(*args, *shd.put((red_ids, lengths), episodes_on)))
@@ -272,11 +303,13 @@ def _eval_jax(
 
 
 def make_host_policy(
-    params: Any, cfg: PPOConfig, deterministic: bool, key: jax.Array
+    params: Any, shape: PPOConfig | PolicyShape, deterministic: bool, key: jax.Array
 ) -> HostPolicy:
     """The trained policy as a ``HostPolicy``: NumPy obs in, int action out, its memory and key
     kept in one packed device buffer (``policy.reset()`` at each episode start)."""
-    policy = make_policy(cfg, deterministic)
+    if isinstance(shape, PPOConfig):
+        shape = NetworkShape.of(shape)
+    policy = shape.build(deterministic)
 
     def act(obs: jax.Array, memory: PolicyMemory, sub: jax.Array) -> tuple[jax.Array, Any]:
         action = policy(params, obs, memory, sub)
@@ -287,7 +320,7 @@ def make_host_policy(
 
 def _eval_cyborg(
     params: Any,
-    cfg: PPOConfig,
+    shape: PolicyShape,
     reds: Sequence[str],
     steps: Sequence[int],
     episodes: int,
@@ -298,7 +331,7 @@ def _eval_cyborg(
 ) -> dict[tuple[str, int], np.ndarray]:
     backend = cyborg_backend_for_rules(rules)
     # One key stream over all cells and episodes, split once per step inside the policy call.
-    policy = make_host_policy(params, cfg, deterministic, jax.random.key(seed))
+    policy = make_host_policy(params, shape, deterministic, jax.random.key(seed))
     out: dict[tuple[str, int], np.ndarray] = {}
     for ci, (r, s) in enumerate((r, s) for s in steps for r in reds):
         # As evaluation.py: one env per cell, Python's `random` seeded once, episodes in sequence.
@@ -337,7 +370,9 @@ def evaluate(
     """Score a trained defender on the CAGE2 table.
 
     Args:
-        result_or_params: a ``TrainResult``, a run directory, or network params (then ``cfg``).
+        result_or_params: a ``TrainResult``, a run directory, a loaded agent
+            (``jaxcage.export.load_agent``: an exported or a switch defender), or network params
+            (then ``cfg``).
         engine: ``"jax"`` (jaxcage) or ``"cyborg"`` (CybORG itself; needs the ``cyborg`` extra).
         episodes: episodes per cell (the CAGE2 evaluation used 100; the final leaderboard 1,000).
         deterministic: argmax actions (True) or sampled ones.
@@ -363,13 +398,13 @@ def evaluate(
     for r in reds:
         if r not in EVAL_REDS:
             raise ValueError(f"unknown red agent {r!r}; expected any of {list(EVAL_REDS)}")
-    params, cfg, note = _resolve(result_or_params, cfg, seed_index)
-    rules = rules_name(cfg.rules if rules is None else rules)
+    params, shape, trained_rules, note = _resolve(result_or_params, cfg, seed_index)
+    rules = rules_name(trained_rules if rules is None else rules)
     if engine == "jax":
-        returns = _eval_jax(params, cfg, reds, steps, episodes, deterministic, seed, rules)
+        returns = _eval_jax(params, shape, reds, steps, episodes, deterministic, seed, rules)
     else:
         returns = _eval_cyborg(
-            params, cfg, reds, steps, episodes, deterministic, seed, progress, rules
+            params, shape, reds, steps, episodes, deterministic, seed, progress, rules
         )
     cells = {
         (r, s): {

@@ -10,6 +10,9 @@ jaxcage agent is the same kind of thing, holding only what inference needs:
 * ``eval_*.json``: the CAGE2 tables measured for the run, if any (``jaxcage eval`` output);
 * ``README.md``: how to score it with the official loop.
 
+A switch defender (``jaxcage.switch``) is a directory of such directories: ``agent.json`` of kind
+``jaxcage-switch-agent`` naming the default member's and each specialist's subdirectory.
+
 ``jaxcage.submission.BlueAgent`` loads either such a directory or a training run directory.
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +30,20 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
-from jaxcage.evaluation import load_run
+from jaxcage.evaluation import NetworkShape, load_run
 from jaxcage.ppo import checkpoint as ckpt
 from jaxcage.ppo.config import PPOConfig, from_dict
 from jaxcage.ppo.features import input_size
 from jaxcage.ppo.train import TrainResult, make_network_for
+from jaxcage.switch import SwitchAgent
 
 AGENT_FILE = "agent.json"
 PARAMS_FILE = "params.npz"
 README_FILE = "README.md"
 FORMAT_VERSION = 1
+KIND = "jaxcage-blue-agent"
+SWITCH_KIND = "jaxcage-switch-agent"
+DEFAULT_MEMBER = "default"
 _SEP = "/"
 
 
@@ -47,6 +55,10 @@ class ExportedAgent:
     config: PPOConfig
     rules: str
     meta: dict[str, Any]
+
+    def policy_spec(self) -> tuple[Any, NetworkShape]:
+        """``(params, shape)`` for ``jaxcage.evaluation`` (the ``Defender`` protocol)."""
+        return self.params, NetworkShape.of(self.config)
 
 
 def rules_of(cfg: PPOConfig) -> str:
@@ -99,18 +111,20 @@ def _readme(agent: ExportedAgent, name: str) -> str:
     )
 
 
-def save_agent(agent: ExportedAgent, out_dir: str | Path) -> Path:
+def save_agent(agent: ExportedAgent | SwitchAgent, out_dir: str | Path) -> Path:
     """Write ``agent`` to ``out_dir`` (created; an existing agent there is replaced)."""
     out = Path(out_dir)
     if out.is_dir() and not (out / AGENT_FILE).is_file() and any(out.iterdir()):
         raise ValueError(f"{out} exists and is not an exported agent; refusing to overwrite it")
+    if isinstance(agent, SwitchAgent):
+        return _save_switch(agent, out)
     out.mkdir(parents=True, exist_ok=True)
     flat = traverse_util.flatten_dict(jax.device_get(agent.params), sep=_SEP)
     arrays: dict[str, Any] = {str(k): np.asarray(v) for k, v in flat.items()}
     np.savez(out / PARAMS_FILE, **arrays)
     header = {
         "format": FORMAT_VERSION,
-        "kind": "jaxcage-blue-agent",
+        "kind": KIND,
         "rules": agent.rules,
         "config": agent.config.to_dict(),
         "meta": agent.meta,
@@ -118,6 +132,68 @@ def save_agent(agent: ExportedAgent, out_dir: str | Path) -> Path:
     (out / AGENT_FILE).write_text(json.dumps(header, indent=2) + "\n")
     (out / README_FILE).write_text(_readme(agent, str(out)))
     return out
+
+
+def _save_switch(agent: SwitchAgent, out: Path) -> Path:
+    members: dict[str, ExportedAgent] = {}
+    for name, member in [(DEFAULT_MEMBER, agent.default), *agent.specialists.items()]:
+        if not isinstance(member, ExportedAgent):
+            raise ValueError(f"switch member {name!r} must be a single-network agent")
+        members[name] = member
+    # Members first, header last: a directory with a header is always complete.
+    if (out / AGENT_FILE).is_file():
+        (out / AGENT_FILE).unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    for name, member in members.items():
+        save_agent(member, out / name)
+    header = {
+        "format": FORMAT_VERSION,
+        "kind": SWITCH_KIND,
+        "rules": agent.rules,
+        "default": DEFAULT_MEMBER,
+        "specialists": {r: r for r in agent.reds},
+        "meta": dict(agent.meta),
+    }
+    (out / AGENT_FILE).write_text(json.dumps(header, indent=2) + "\n")
+    (out / README_FILE).write_text(_switch_readme(agent, str(out)))
+    return out
+
+
+def _switch_readme(agent: SwitchAgent, name: str) -> str:
+    reds = ", ".join(agent.reds)
+    return (
+        f"# jaxcage switch defender ({agent.rules} rules)\n\n"
+        "Plays `default/` for the first 4 steps, then the specialist trained against the red\n"
+        f"agent its first scans identify ({reds}; `default/` for any other), as the CAGE2 winner\n"
+        "did (jaxcage/switch.py). Each subdirectory is an exported single-network defender.\n\n"
+        "Score it with CybORG's official `CybORG/Evaluation/evaluation.py` by replacing its\n"
+        "`agent = BlueLoadAgent()` line with\n\n"
+        "```python\n"
+        "from jaxcage.submission import BlueAgent\n\n"
+        f'agent = BlueAgent("{name}")\n'
+        "```\n\n"
+        f"or run `jaxcage eval --run {name} --engine cyborg --episodes 1000`.\n"
+    )
+
+
+def compose_switch(
+    default: str | Path, specialists: Mapping[str, str | Path], out_dir: str | Path
+) -> Path:
+    """``jaxcage export --run DEFAULT --specialist RED=PATH ...``: a switch defender from run or
+    agent directories, written to ``out_dir`` (checked before anything is written)."""
+    agent = SwitchAgent(
+        default=_single(default),
+        specialists={red: _single(path) for red, path in specialists.items()},
+        meta={"default": str(default), "specialists": {r: str(p) for r, p in specialists.items()}},
+    )
+    return save_agent(agent, out_dir)
+
+
+def _single(path: str | Path) -> ExportedAgent:
+    agent = load_agent(path)
+    if not isinstance(agent, ExportedAgent):
+        raise ValueError(f"{path} is a switch defender; a member must be a single network")
+    return agent
 
 
 def export_run(run_dir: str | Path, out_dir: str | Path, seed_index: int | None = None) -> Path:
@@ -132,8 +208,9 @@ def export_run(run_dir: str | Path, out_dir: str | Path, seed_index: int | None 
     return out
 
 
-def load_agent(path: str | Path) -> ExportedAgent:
-    """An exported agent directory, or a training run directory (its best seed).
+def load_agent(path: str | Path) -> ExportedAgent | SwitchAgent:
+    """An exported agent directory (a single network or a switch defender), or a training run
+    directory (its best seed).
 
     Raises:
         FileNotFoundError: ``path`` is neither (the message says what was expected).
@@ -152,7 +229,26 @@ def load_agent(path: str | Path) -> ExportedAgent:
     )
 
 
-def _load_exported(p: Path) -> ExportedAgent:
+def _load_switch(p: Path, header: dict[str, Any]) -> SwitchAgent:
+    def member(name: Any) -> ExportedAgent:
+        if not isinstance(name, str) or Path(name).name != name:
+            raise ValueError(f"{p / AGENT_FILE}: bad member directory {name!r}")
+        agent = _load_exported(p / name) if (p / name / AGENT_FILE).is_file() else None
+        if not isinstance(agent, ExportedAgent):
+            raise ValueError(f"{p / name} is not an exported single-network agent")
+        return agent
+
+    specialists = header.get("specialists")
+    if not isinstance(specialists, dict):
+        raise ValueError(f"{p / AGENT_FILE}: 'specialists' must map red agents to directories")
+    return SwitchAgent(
+        default=member(header.get("default")),
+        specialists={str(r): member(d) for r, d in specialists.items()},
+        meta=dict(header.get("meta", {})),
+    )
+
+
+def _load_exported(p: Path) -> ExportedAgent | SwitchAgent:
     try:
         header = json.loads((p / AGENT_FILE).read_text())
     except json.JSONDecodeError as err:
@@ -160,6 +256,8 @@ def _load_exported(p: Path) -> ExportedAgent:
     if not isinstance(header, dict) or header.get("format") != FORMAT_VERSION:
         got = header.get("format") if isinstance(header, dict) else header
         raise ValueError(f"{p / AGENT_FILE}: unsupported agent format {got!r}")
+    if header.get("kind") == SWITCH_KIND:
+        return _load_switch(p, header)
     cfg = from_dict(header["config"])
     if not (p / PARAMS_FILE).is_file():
         raise FileNotFoundError(f"{p} has {AGENT_FILE} but no {PARAMS_FILE}")

@@ -25,23 +25,24 @@ import numpy as np
 from jaxcage.constants import NUM_BLUE_ACTIONS, OBS_SIZE
 from jaxcage.evaluation import make_host_policy
 from jaxcage.export import ExportedAgent, load_agent
+from jaxcage.switch import SwitchAgent
 
 
 class BlueAgent:
     """CybORG blue agent backed by an exported jaxcage defender (or a training run directory).
 
     Args:
-        path: an agent directory from ``jaxcage export`` or a ``jaxcage train`` run directory.
+        path: an agent directory from ``jaxcage export`` (a single network or a switch
+            defender, ``jaxcage.switch``) or a ``jaxcage train`` run directory.
         deterministic: argmax actions (the protocol the leaderboard used) or sampled ones.
         seed: PRNG seed of the sampled actions (unused when deterministic).
     """
 
     def __init__(self, path: str | Path, deterministic: bool = True, seed: int = 0) -> None:
-        self.agent: ExportedAgent = load_agent(path)
+        self.agent: ExportedAgent | SwitchAgent = load_agent(path)
         self.deterministic = deterministic
-        self._policy = make_host_policy(
-            self.agent.params, self.agent.config, deterministic, jax.random.key(seed)
-        )
+        params, shape = self.agent.policy_spec()
+        self._policy = make_host_policy(params, shape, deterministic, jax.random.key(seed))
 
     @property
     def rules(self) -> str:

@@ -90,6 +90,7 @@ def _memories(n: int, key: jax.Array) -> F.PolicyMemory:
         decoys=jax.random.uniform(k_dec, (n, 13, 8)) < 0.2,
         time=jax.random.randint(k_time, (n,), 0, 101),
         scans=jax.random.randint(k_scan, (n, 13), 0, 3),
+        guess=jnp.arange(n, dtype=jnp.int32) % 4 - 1,
     )
 
 
@@ -100,6 +101,7 @@ FEATURE_ORDERS = [
     ("time", "decoys", "prev_obs", "prev_action"),
     ("prev_action", "decoys", "time", "scans"),
     ("scans", "prev_obs"),
+    ("red_guess", "time", "scans"),
 ]
 
 
@@ -109,7 +111,7 @@ def test_compact_input_is_the_policy_input_in_bytes():
     for feats in FEATURE_ORDERS:
         inp = jax.vmap(lambda o, m, f=feats: F.compact_input(o, m, f))(obs, mem)
         assert inp.bits.dtype == jnp.uint8
-        n_bits = 52 + sum(F.FEATURE_SIZES[f] for f in feats if f in ("prev_obs", "decoys", "scans"))
+        n_bits = 52 + sum(F.FEATURE_SIZES[f] for f in feats if f not in ("prev_action", "time"))
         assert inp.bits.shape == (146, n_bits)
         x = F.expand_input(inp, feats)
         assert x.shape == (146, F.input_size(feats)) and x.dtype == jnp.float32
@@ -142,3 +144,47 @@ def test_first_layer_of_a_compact_input_is_the_dense_product():
         np.testing.assert_allclose(
             jax.grad(compact)(kernel), jax.grad(dense)(kernel), rtol=1e-4, atol=1e-4
         )
+
+
+def test_red_guess_counts_scanned_hosts_at_the_fingerprint_step():
+    update = jax.jit(F.update_memory)
+    for scans, want in (((), "sleep"), ((9,), "b_line"), ((9, 10), "meander")):
+        m = F.init_memory()
+        for t in range(F.FINGERPRINT_STEPS):
+            assert int(m.guess) == -1
+            m = update(m, _activity_obs(scan=scans[t : t + 1]), jnp.int32(0))
+        assert F.RED_GUESSES[int(m.guess)] == want
+        m = update(m, _activity_obs(scan=(11, 12)), jnp.int32(0))  # latched: scans don't move it
+        assert F.RED_GUESSES[int(m.guess)] == want
+        bits = np.asarray(F.policy_input(_activity_obs(), m, ("red_guess",)))[52:]
+        assert bits.tolist() == [float(g == want) for g in F.RED_GUESSES]
+    fresh = F.policy_input(_activity_obs(), F.init_memory(), ("red_guess",))
+    assert np.asarray(fresh)[52:].sum() == 0
+
+
+def test_red_guess_is_right_in_every_episode_under_any_blue_behaviour():
+    """In jaxcage (both rule sets), with Blue acting at random, the fingerprint names the red
+    agent of every episode: the property the switch defender (jaxcage.switch) relies on."""
+    from jaxcage.env import make
+
+    for rules in ("current", "leaderboard"):
+        for red in F.RED_GUESSES:
+            env, params = make(red, max_steps=100, green_agent="sleep", rules=rules)
+
+            def episode(key, env=env, params=params):
+                key, k_reset = jax.random.split(key)
+                obs, state = env.reset(k_reset, params)
+
+                def step(carry, k):
+                    obs, state, mem = carry
+                    k_act, k_env = jax.random.split(k)
+                    action = jax.random.randint(k_act, (), 0, NUM_BLUE_ACTIONS)
+                    obs2, state, _, _, _ = env.step(k_env, state, action, params)
+                    return (obs2, state, F.update_memory(mem, obs, action)), None
+
+                keys = jax.random.split(key, F.FINGERPRINT_STEPS + 2)
+                (_, _, mem), _ = jax.lax.scan(step, (obs, state, F.init_memory()), keys)
+                return mem.guess
+
+            guesses = jax.jit(jax.vmap(episode))(jax.random.split(jax.random.key(3), 300))
+            assert np.all(np.asarray(guesses) == F.RED_GUESSES.index(red)), (rules, red)

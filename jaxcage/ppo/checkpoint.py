@@ -169,15 +169,28 @@ def _load(path: Path, template: Any) -> Checkpoint:
         header = json.loads(bytes(z["__header__"]).decode())
         if header.get("format") != FORMAT_VERSION:
             raise ValueError(f"{path}: unsupported checkpoint format {header.get('format')!r}")
-        t_leaves, treedef = jax.tree.flatten(template)
-        if header["num_leaves"] != len(t_leaves):
+        t_paths, treedef = jax.tree_util.tree_flatten_with_path(template)
+        t_leaves = [t for _, t in t_paths]
+        # Leaves added to the runner state since the checkpoint was written get their fresh
+        # value; every other leaf keeps its saved index order.
+        added = [i for i, (p, _) in enumerate(t_paths) if _added_field(p) is not None]
+        if header["num_leaves"] == len(t_leaves):
+            added = []
+        elif header["num_leaves"] != len(t_leaves) - len(added):
             raise ValueError(
                 f"{path}: checkpoint has {header['num_leaves']} arrays, the trainer expects "
                 f"{len(t_leaves)} (written by another version or config?)"
             )
+        saved_index = {
+            i: n for n, i in enumerate(i for i in range(len(t_leaves)) if i not in added)
+        }
         leaves = []
         for i, t in enumerate(t_leaves):
-            name = f"leaf_{i:05d}"
+            if i in added:
+                fill = _added_field(t_paths[i][0])
+                leaves.append(np.full(t.shape, fill, t.dtype))
+                continue
+            name = f"leaf_{saved_index[i]:05d}"
             a = z[name]
             if name in header["key_impls"]:
                 leaf: Any = jax.random.wrap_key_data(a, impl=header["key_impls"][name])
@@ -198,6 +211,18 @@ def _load(path: Path, template: Any) -> Checkpoint:
         metrics=metrics,
         placement=header.get("placement"),
     )
+
+
+# Runner-state fields added after checkpoints were already being written, with the value a
+# checkpoint without them restores: PolicyMemory.guess (the latched red-agent guess,
+# jaxcage/ppo/features.py; -1 "not made yet", re-made at every env's next episode start).
+_ADDED_FIELDS: dict[str, int] = {"guess": -1}
+
+
+def _added_field(path: tuple[Any, ...]) -> int | None:
+    last = path[-1] if path else None
+    name = getattr(last, "name", None)
+    return _ADDED_FIELDS.get(name) if isinstance(name, str) else None
 
 
 def _existing(path: str | Path) -> Path:

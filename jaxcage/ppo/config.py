@@ -28,7 +28,7 @@ RED_AGENTS: tuple[str, ...] = ("b_line", "meander", "sleep")
 GREEN_AGENTS: tuple[str, ...] = ("sleep", "random")
 ACTIVATIONS: tuple[str, ...] = ("tanh", "relu")
 # Extra policy inputs a CybORG blue agent can compute from its own history (see features.py).
-FEATURES: tuple[str, ...] = ("prev_action", "prev_obs", "decoys", "time", "scans")
+FEATURES: tuple[str, ...] = ("prev_action", "prev_obs", "decoys", "time", "scans", "red_guess")
 
 # Fields that say where a run executes (devices, processes), not what it computes: a checkpoint
 # resumes under other values of these, and they are taken from the resuming command.
@@ -96,6 +96,10 @@ class PPOConfig:
     hidden_sizes: tuple[int, ...] = (64, 64)
     activation: str = "tanh"
     features: tuple[str, ...] = ("prev_action", "decoys", "time")  # any of FEATURES
+    # Start every seed's network from this trained defender (an exported agent or a run
+    # directory; same network shape and features) instead of a random init: fine-tuning. The
+    # optimiser, environments and keys start fresh (jaxcage/ppo/warm_start.py).
+    init_from: str | None = None
 
     # --- bookkeeping (host side; does not change the compiled update) ------------------------
     updates_per_chunk: int = 20  # updates per compiled call; host logs/checkpoints in between
@@ -242,6 +246,10 @@ class PPOConfig:
                 raise ValueError(f"unknown feature {feat!r}; expected any of {list(FEATURES)}")
         if len(set(self.features)) != len(self.features):
             raise ValueError(f"features lists a name twice: {list(self.features)}")
+        if self.init_from is not None and (
+            not isinstance(self.init_from, str) or not self.init_from.strip()
+        ):
+            raise ValueError(f"init_from must be a directory path, got {self.init_from!r}")
 
 
 def _normalise_reds(reds: Any) -> tuple[str, ...]:

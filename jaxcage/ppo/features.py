@@ -18,6 +18,14 @@ give the policy a little memory that a real agent has for free:
   (``BlueTableWrapper.observation_change``), so without this Blue forgets which hosts Red has
   mapped; the CAGE2 winner's wrapper kept the same scan state. B_line scans only the host it
   attacks next, Meander scans a whole subnet first, so it also tells the two apart.
+* ``red_guess``: which red agent this is, latched from the first ``FINGERPRINT_STEPS``
+  observations (3 bits, B_line / Meander / Sleep; zeros before). Both attackers open with a ping
+  sweep and one port scan (``B_lineAgent.py``, ``RedMeanderAgent.py``); by Blue's fifth
+  observation Meander has port-scanned a second User host while B_line is still on its first (it
+  exploits, escalates, then scans Enterprise), and Sleep has scanned nothing: 2+, 1 or 0 hosts
+  with Scan activity, the same in every episode (``tests/test_ppo_features.py``). The CAGE2
+  winner switched between its B_line and Meander policies at the same step
+  (``jaxcage.switch`` does that with whole policies).
 
 The memory is reset at every episode start; in CybORG that is every ``env.reset()``.
 """
@@ -41,6 +49,9 @@ from jaxcage.constants import (
 
 NUM_ACTIONS = NUM_BLUE_ACTIONS
 TIME_SCALE = 100.0
+# Observations after which the red agent is told apart (see the module docstring), and the guesses.
+FINGERPRINT_STEPS = 4
+RED_GUESSES: tuple[str, ...] = ("b_line", "meander", "sleep")
 
 FEATURE_SIZES = {
     "prev_action": NUM_ACTIONS,
@@ -48,6 +59,7 @@ FEATURE_SIZES = {
     "decoys": NUM_HOSTS * NUM_DECOYS,
     "time": 1,
     "scans": 2 * NUM_HOSTS,
+    "red_guess": len(RED_GUESSES),
 }
 
 
@@ -60,6 +72,7 @@ class PolicyMemory:
     decoys: jax.Array  # (13, 8) bool: decoy (host, kind) issued since host's last Restore
     time: jax.Array  # () int32: steps taken in the episode
     scans: jax.Array  # (13,) int32: 0 never scanned, 1 scanned before, 2 the latest scanned host
+    guess: jax.Array  # () int32: index in RED_GUESSES, -1 before FINGERPRINT_STEPS observations
 
 
 def input_size(features: Sequence[str]) -> int:
@@ -75,6 +88,7 @@ def init_memory() -> PolicyMemory:
         decoys=jnp.zeros((NUM_HOSTS, NUM_DECOYS), dtype=bool),
         time=jnp.int32(0),
         scans=jnp.zeros(NUM_HOSTS, dtype=jnp.int32),
+        guess=jnp.int32(-1),
     )
 
 
@@ -89,13 +103,19 @@ def update_memory(memory: PolicyMemory, obs: jax.Array, action: jax.Array) -> Po
     restored = hosts == action - RESTORE_BASE
     decoys = (memory.decoys | placed) & ~restored[:, None]
     obs = jnp.asarray(obs, dtype=jnp.int32)
+    scans = _update_scans(memory.scans, obs)
+    time = memory.time + 1
+    guess = jnp.where(time == FINGERPRINT_STEPS, _fingerprint(scans), memory.guess)
     return PolicyMemory(
-        prev_action=action,
-        prev_obs=obs,
-        decoys=decoys,
-        time=memory.time + 1,
-        scans=_update_scans(memory.scans, obs),
+        prev_action=action, prev_obs=obs, decoys=decoys, time=time, scans=scans, guess=guess
     )
+
+
+def _fingerprint(scans: jax.Array) -> jax.Array:
+    """The red agent's index in ``RED_GUESSES`` from how many hosts showed Scan activity so far:
+    2 or more Meander, 1 B_line, 0 Sleep (valid after ``FINGERPRINT_STEPS`` observations)."""
+    scanned = jnp.sum(scans >= 1)
+    return jnp.where(scanned >= 2, 1, jnp.where(scanned == 1, 0, 2)).astype(jnp.int32)
 
 
 def _update_scans(scans: jax.Array, obs: jax.Array) -> jax.Array:
@@ -131,6 +151,7 @@ def compact_input(obs: jax.Array, memory: PolicyMemory, features: Sequence[str])
         "prev_obs": memory.prev_obs,
         "decoys": memory.decoys.reshape(-1),
         "scans": jnp.stack([memory.scans >= 1, memory.scans == 2], axis=-1).reshape(-1),
+        "red_guess": memory.guess == jnp.arange(len(RED_GUESSES)),
     }
     bits = [
         jnp.asarray(sources[name]).astype(jnp.uint8)

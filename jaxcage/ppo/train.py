@@ -487,14 +487,28 @@ class _Progress:
 def _start(
     cfg: PPOConfig, placement: shd.Placement, out: Path | None, resume: bool, env: EnvSpec | None
 ) -> _Progress:
-    """Fresh initial state, or the checkpoint in ``out`` placed on this run's devices."""
+    """Fresh initial state (its network from ``cfg.init_from`` if set), or the checkpoint in
+    ``out`` placed on this run's devices."""
+    start = None
+    if cfg.init_from is not None and not resume:
+        # Imported here: warm_start reads agent directories (jaxcage.export), which import this
+        # module. Loaded and checked before anything is compiled.
+        from jaxcage.ppo.warm_start import start_params, with_params
+
+        start = (start_params(cfg), with_params)
     init = _cached(
         ("init", _program_key(cfg), placement.key, _env_key(env)),
         env,
         lambda: make_placed_init(cfg, placement, env),
     )
     if not resume:
-        return _Progress(runner=init())
+        runner = init()
+        if start is not None:
+            params, place_params = start
+            ts = runner.train_state
+            runner = runner.replace(train_state=ts.replace(params=place_params(ts.params, params)))
+            runner = shd.put(runner, runner_shardings(placement, runner))
+        return _Progress(runner=runner)
     if out is None:
         raise ValueError("resume=True needs out_dir")
     path = out / ckpt.CHECKPOINT_NAME

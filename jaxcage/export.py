@@ -100,7 +100,12 @@ def _readme(agent: ExportedAgent, name: str) -> str:
         f"# jaxcage defender ({agent.rules} rules)\n\n"
         f"PPO policy trained by jaxcage: hidden sizes {list(cfg.hidden_sizes)}, features "
         f"{list(cfg.features)}, red agents {list(cfg.red_agents)}{trained}.\n"
-        f"Rule set `{agent.rules}`: score it in {rules}.\n\n"
+        f"Rule set `{agent.rules}`: score it in {rules}.\n\n" + _how_to_score(name)
+    )
+
+
+def _how_to_score(name: str) -> str:
+    return (
         "Score it with CybORG's official `CybORG/Evaluation/evaluation.py` by replacing its\n"
         "`agent = BlueLoadAgent()` line with\n\n"
         "```python\n"
@@ -166,13 +171,7 @@ def _switch_readme(agent: SwitchAgent, name: str) -> str:
         "Plays `default/` for the first 4 steps, then the specialist trained against the red\n"
         f"agent its first scans identify ({reds}; `default/` for any other), as the CAGE2 winner\n"
         "did (jaxcage/switch.py). Each subdirectory is an exported single-network defender.\n\n"
-        "Score it with CybORG's official `CybORG/Evaluation/evaluation.py` by replacing its\n"
-        "`agent = BlueLoadAgent()` line with\n\n"
-        "```python\n"
-        "from jaxcage.submission import BlueAgent\n\n"
-        f'agent = BlueAgent("{name}")\n'
-        "```\n\n"
-        f"or run `jaxcage eval --run {name} --engine cyborg --episodes 1000`.\n"
+        + _how_to_score(name)
     )
 
 

@@ -6,7 +6,7 @@
                   [--resume] [--profile] [--quiet]
                   [--coordinator HOST:PORT --num-processes N --process-id I]
     jaxcage eval --run runs/<dir> [--engine jax|cyborg] [--episodes N] [--stochastic]
-                 [--seed S] [--seed-index I] [--rules current|leaderboard]
+                 [--seed S] [--seed-index I] [--rules current|leaderboard|debugged]
     jaxcage export --run runs/<dir> --out agents/<name> [--seed-index I]
     jaxcage workflows search|sweep|baselines [--config NAME] [--set k=v] --out DIR
 
@@ -92,8 +92,9 @@ def _build_parser() -> argparse.ArgumentParser:
         "--rules",
         choices=RULE_NAMES,
         default=None,
-        help="rule set (CybORG version) to score on: current (today's CybORG) or leaderboard "
-        "(commit 606813b; with --engine cyborg it needs that official CybORG importable); "
+        help="rule set (CybORG version) to score on: current (today's CybORG), leaderboard "
+        "(commit 606813b; with --engine cyborg it needs that official CybORG importable) or "
+        "debugged (CybORG++; with --engine cyborg $JAXCAGE_DEBUGGED_CYBORG); "
         "default: the run's training rules",
     )
     x = sub.add_parser("export", help="write a trained run's defender as a CybORG agent directory")

@@ -78,8 +78,8 @@ def make_params(
 ) -> EnvParams:
     """Validated ``EnvParams`` (raises ``ValueError`` on bad input, before anything compiles).
 
-    ``rules``: ``"current"`` (today's CybORG, the default) or ``"leaderboard"`` (CybORG at the
-    2022 leaderboard commit 606813b); see ``jaxcage.rules``.
+    ``rules``: ``"current"`` (today's CybORG, the default), ``"leaderboard"`` (CybORG at the
+    2022 leaderboard commit 606813b) or ``"debugged"`` (CybORG++); see ``jaxcage.rules``.
     """
     if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)):
         raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
@@ -179,9 +179,9 @@ def make(
         red_agent: ``"b_line"``, ``"meander"`` or ``"sleep"`` (or the ``RedAgent`` id).
         max_steps: episode length (30, 50 and 100 are the official ones); a traced parameter.
         green_agent: ``"sleep"`` (the evaluation default) or ``"random"`` (CybORG's GreenAgent).
-        rules: ``"current"`` (today's CybORG 2.1, default) or ``"leaderboard"`` (CybORG at commit
-            606813b, on which the 2022 CAGE2 leaderboard was scored); a traced parameter
-            (``jaxcage.rules``).
+        rules: ``"current"`` (today's CybORG 2.1, default), ``"leaderboard"`` (CybORG at commit
+            606813b, on which the 2022 CAGE2 leaderboard was scored) or ``"debugged"`` (CybORG++'s
+            Debugged_CybORG); a traced parameter (``jaxcage.rules``).
     """
     params = make_params(red_agent, max_steps=max_steps, green_agent=green_agent, rules=rules)
     return CageEnv(), params

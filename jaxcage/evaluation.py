@@ -13,9 +13,9 @@ and, as the overall score, the sum of the 9 means (winner: -54.57; B_line-100: -
   the policy itself is one jitted numpy-in/numpy-out call per step.
 
 Green is the evaluation's SleepAgent in both engines. ``rules`` (``jaxcage.rules``) picks the game:
-``"current"`` (today's CybORG) or ``"leaderboard"`` (CybORG at 606813b, on which the CAGE2 table
-below was scored); inside CybORG it must be the CybORG that implements them
-(``jaxcage.reference.versions``).
+``"current"`` (today's CybORG), ``"leaderboard"`` (CybORG at 606813b, on which the CAGE2 table
+below was scored) or ``"debugged"`` (CybORG++'s Debugged_CybORG); inside CybORG it must be the
+CybORG that implements them (``jaxcage.reference.versions``).
 """
 
 from __future__ import annotations
@@ -382,9 +382,10 @@ def evaluate(
             return at the end of training (chosen from training metrics only).
         reds, steps: a subset of the table (tests); defaults are the full 3 x 3 table.
         progress: print each CybORG cell as it finishes.
-        rules: ``"current"`` or ``"leaderboard"`` (``jaxcage.rules``); default: the rules the
-            config was trained on. With ``engine="cyborg"`` the importable CybORG must implement
-            them: ``"leaderboard"`` needs the official ``CybORG`` package at commit 606813b.
+        rules: ``"current"``, ``"leaderboard"`` or ``"debugged"`` (``jaxcage.rules``); default:
+            the rules the config was trained on. With ``engine="cyborg"`` the importable CybORG
+            must implement them: ``"leaderboard"`` needs the official ``CybORG`` package at
+            commit 606813b, ``"debugged"`` CybORG++'s (``$JAXCAGE_DEBUGGED_CYBORG``).
 
     Raises:
         ValueError: unknown engine / red agent / rules, or bad episodes.

@@ -89,6 +89,7 @@ def from_run(run_dir: str | Path, seed_index: int | None = None) -> ExportedAgen
 _RULES_NOTE = {
     "current": "today's CybORG, e.g. csle-cyborg",
     "leaderboard": "the original CybORG at cage-challenge-2 commit 606813b (the 2022 leaderboard)",
+    "debugged": "CybORG++'s Debugged_CybORG (alan-turing-institute/CybORG_plus_plus c343476)",
 }
 
 

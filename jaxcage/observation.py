@@ -15,6 +15,7 @@ import numpy as np
 from jaxcage.constants import Activity, Compromised
 from jaxcage.dynamics.blue import BlueOutcome
 from jaxcage.dynamics.events import Events
+from jaxcage.rules import DEFAULT_RULES_ID, Flag, flag
 
 # Activity None 00 / Scan 10 / Exploit 11; Compromised No 00 / Unknown 10 / User 01 / Privileged 11.
 # numpy, not jnp: a jnp array built at import would start JAX's backend, and
@@ -23,26 +24,38 @@ _ACTIVITY_BITS = np.array([[0, 0], [1, 0], [1, 1]], dtype=np.int32)
 _COMPROMISED_BITS = np.array([[0, 0], [1, 0], [0, 1], [1, 1]], dtype=np.int32)
 
 
-def classify_activity(events: Events) -> jax.Array:
+def classify_activity(events: Events, rules: jax.Array | int = DEFAULT_RULES_ID) -> jax.Array:
     """(13,) int32 Activity per host from this step's anomalous process entries.
 
     With n entries, P the set of their first-connection local ports (the decoy entry has none) and
     R4 "some entry has remote port 4444", the first matching rule wins:
     n>=3 and |P|>=3 -> Scan; R4 -> Exploit; n>=3 and |P|==1 -> Exploit; first entry is a decoy
     placed this step -> None; otherwise Scan. No entries -> None. (Rule order matters: a green scan
-    masks a red exploit on the same host, quirk 12.)
+    masks a red exploit on the same host, quirk 12.) Under ``Flag.EXPLOIT_BEFORE_SCAN`` (CybORG++
+    ``BlueTableWrapper._interpret_connections``) R4 is tried first, so quirk 12 is gone. (CybORG++
+    also skips a host whose last entry has no connection, which leaves it None; only a decoy entry
+    has none, and it is the first entry, alone only when it is None under either order.)
     """
     num_entries = jnp.sum(events.port_counts, axis=1) + events.decoy_entry.astype(jnp.int32)
     num_ports = jnp.sum(events.port_counts > 0, axis=1)
+    exploit_first = flag(rules, Flag.EXPLOIT_BEFORE_SCAN)
     activity = jnp.select(
         [
             num_entries == 0,
+            exploit_first & events.shell_4444,
             (num_entries >= 3) & (num_ports >= 3),
             events.shell_4444,
             (num_entries >= 3) & (num_ports == 1),
             events.decoy_entry,
         ],
-        [Activity.NONE, Activity.SCAN, Activity.EXPLOIT, Activity.EXPLOIT, Activity.NONE],
+        [
+            Activity.NONE,
+            Activity.EXPLOIT,
+            Activity.SCAN,
+            Activity.EXPLOIT,
+            Activity.EXPLOIT,
+            Activity.NONE,
+        ],
         Activity.SCAN,
     )
     return activity.astype(jnp.int32)

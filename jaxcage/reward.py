@@ -12,18 +12,35 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxcage.rules import DEFAULT_RULES_ID, Flag, flag
 from jaxcage.state import EnvState
-from jaxcage.topology import CONFIDENTIALITY_TENTHS, OT_AVAILABILITY_TENTHS, RESTORE_COST_TENTHS
+from jaxcage.topology import (
+    CONFIDENTIALITY_TENTHS,
+    OT_AVAILABILITY_TENTHS,
+    RED_USERS_ALL_REWARDED,
+    RESTORE_COST_TENTHS,
+)
+
+assert RED_USERS_ALL_REWARDED  # REWARD_SERVICE_USERS below relies on it (see topology)
 
 
-def reward_tenths(state: EnvState, cost_tenths: jax.Array) -> jax.Array:
+def reward_tenths(
+    state: EnvState,
+    cost_tenths: jax.Array,
+    rules: jax.Array | int = DEFAULT_RULES_ID,
+) -> jax.Array:
     """Blue reward x 10 on the post-Red state.
 
     Confidentiality: each host's value if Red holds a root (Linux) / SYSTEM (Windows) session there;
-    a privileged session always has the right user for the host's OS in Scenario2. Availability:
-    10 while Op_Server0 has no OTService process.
+    a privileged session always has the right user for the host's OS in Scenario2. Under
+    ``Flag.REWARD_SERVICE_USERS`` (CybORG++ ``RedRewardCalculator.py``) sessions of the service
+    users count too, and every Red session of Scenario2 runs as one of them
+    (``topology.RED_USERS_ALL_REWARDED``): the host counts if Red holds any session there.
+    Availability: 10 while Op_Server0 has no OTService process.
     """
-    confidentiality = jnp.sum(jnp.asarray(CONFIDENTIALITY_TENTHS) * (state.red_priv > 0))
+    any_session = (state.red_priv + state.red_user_removable + state.red_user_hidden) > 0
+    counted = jnp.where(flag(rules, Flag.REWARD_SERVICE_USERS), any_session, state.red_priv > 0)
+    confidentiality = jnp.sum(jnp.asarray(CONFIDENTIALITY_TENTHS) * counted)
     availability = jnp.where(state.ot_proc_present, 0, OT_AVAILABILITY_TENTHS)
     return (-(confidentiality + availability) - cost_tenths).astype(jnp.int32)
 

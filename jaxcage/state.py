@@ -33,9 +33,9 @@ class EnvParams(struct.PyTreeNode):
     ``red_agent`` and ``green_agent`` select the opponent and the green agent per environment (so a
     vmapped batch can mix B_line and Meander). ``max_steps`` is compared against the step counter,
     never used as a shape, so 30/50/100 share one compilation. ``rules`` selects the CybORG version
-    reproduced (``jaxcage.rules``: 0 = current, 1 = leaderboard), traced as well, so a batch can mix
-    rule sets. The two probabilities are CybORG's hard-coded constants; they are parameters only
-    so ablations need no code change.
+    reproduced (``jaxcage.rules``: 0 = current, 1 = leaderboard, 2 = debugged), traced as well, so
+    a batch can mix rule sets. The two probabilities are CybORG's hard-coded constants; they are
+    parameters only so ablations need no code change.
     """
 
     red_agent: jax.Array = struct.field(default_factory=lambda: jnp.int32(RedAgent.B_LINE))

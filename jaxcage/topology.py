@@ -126,6 +126,9 @@ SHELL_PRIVILEGED[[H.ENTERPRISE1, H.ENTERPRISE2], E.BLUE_KEEP] = True  # svchost 
 SHELL_PRIVILEGED[H.USER4, E.SQL_INJECTION] = True  # mysql: root
 SHELL_PRIVILEGED[[H.USER3, H.USER4], E.HARAKA_RCE] = True  # smtp: root
 SHELL_PRIVILEGED[[H.USER0, H.USER1], E.FTP_DIRECTORY_TRAVERSAL] = True  # femitter: SYSTEM
+# Only reachable under rules "debugged" (REAL_MATCH_DEBUGGED below), where the processes match:
+SHELL_PRIVILEGED[[H.ENTERPRISE1, H.ENTERPRISE2], E.ETERNAL_BLUE] = True  # smss.exe: SYSTEM
+SHELL_PRIVILEGED[H.USER3, E.SQL_INJECTION] = True  # mysql: root
 
 # --- decoys --------------------------------------------------------------------------------------
 D = Decoy
@@ -155,6 +158,75 @@ DECOY_CATCHES[D.SVCHOST, E.BLUE_KEEP] = True
 DECOY_CATCHES[D.TOMCAT, E.HTTPS_RFI] = True
 # one-hot of each decoy's listening port: (NUM_DECOYS, NUM_PORTS)
 DECOY_PORT_ONEHOT = np.eye(NUM_PORTS, dtype=np.int32)[DECOY_LISTEN_PORT]
+
+# --- CybORG++ Debugged_CybORG (rules "debugged"): the tables its fixes change -------------------
+# Paths relative to CybORG_plus_plus/Debugged_CybORG/CybORG/CybORG (commit c343476).
+# Flag.USER3_MYSQL_ON_3390 (Shared/Scenarios/images/linux_user_host_image1.yaml): User3's mysql
+# listens on 3390 instead of 3389, so a scan shows 3390 and SQLInjection (which also needs 80 or
+# 443, both open) finds it; BlueKeep is no longer offered there.
+STATIC_LISTEN_USER3_3390 = STATIC_LISTEN.copy()
+STATIC_LISTEN_USER3_3390[H.USER3, P.P3389] -= 1
+STATIC_LISTEN_USER3_3390[H.USER3, P.P3390] += 1
+REAL_MATCH_USER3_3390 = np.zeros((NUM_HOSTS, NUM_EXPLOITS), dtype=bool)
+REAL_MATCH_USER3_3390[H.USER3, E.SQL_INJECTION] = True  # mysql (type from its name), root
+# Flag.INTERNAL_SMSS_IS_SMB (images/Internal_image.yaml, the image of Enterprise1 and Enterprise2):
+# smss.exe gets 'Process Type: smb'; ConcreteActions/EternalBlue.py (port 139, smb, Windows, no
+# MS17_010 patch: Scenario2 lists none) then works, as SYSTEM.
+REAL_MATCH_SMSS_SMB = np.zeros((NUM_HOSTS, NUM_EXPLOITS), dtype=bool)
+REAL_MATCH_SMSS_SMB[[H.ENTERPRISE1, H.ENTERPRISE2], E.ETERNAL_BLUE] = True
+# Flag.VSFTPD_LISTENS_ON_21 (Shared/Actions/ConcreteActions/DecoyVsftpd.py): the decoy listens on
+# 21, the port it checks. Its process type stays 'webserver', so no exploit matches it any more:
+# HTTPRFI looks on 80, and the only exploit on 21, FTPDirectoryTraversal, wants a femitter.
+DECOY_LISTEN_PORT_VSFTPD_21 = DECOY_LISTEN_PORT.copy()
+DECOY_LISTEN_PORT_VSFTPD_21[D.VSFTPD] = P.P21
+DECOY_PORT_ONEHOT_VSFTPD_21 = np.eye(NUM_PORTS, dtype=np.int32)[DECOY_LISTEN_PORT_VSFTPD_21]
+DECOY_CATCHES_VSFTPD_21 = DECOY_CATCHES.copy()
+DECOY_CATCHES_VSFTPD_21[D.VSFTPD] = False
+# Flag.REWARD_SERVICE_USERS (Shared/RedRewardCalculator.py::PwnRewardCalculator): a Red session
+# counts for confidentiality if its username is one of these, whatever the host's OS. The
+# usernames Red's sessions can have in Scenario2 (Scenario2.yaml and the images): session 0 runs as
+# SYSTEM; a reverse shell as the exploited process's user; an SSH session as the host's first
+# Bruteforceable user (SSHBruteForce.py); PrivilegeEscalate makes a session root / SYSTEM.
+REWARD_USERS_DEBUGGED = frozenset({"NetworkService", "vagrant", "root", "SYSTEM", "pi", "www-data"})
+# SHELL_USER[(host, exploit)]: user of the process an exploit gets a shell from (REAL_MATCH, in
+# either rule set). EternalBlue: smss.exe; BlueKeep: svchost.exe on 3389; HTTP(S)RFI: apache2 /
+# tomcat8.exe; SQLInjection: mysql; HarakaRCE: smtp; FTPDirectoryTraversal: femitter.exe.
+SHELL_USER: dict[tuple[int, int], str] = {
+    (H.USER2, E.ETERNAL_BLUE): "SYSTEM",
+    (H.ENTERPRISE1, E.ETERNAL_BLUE): "SYSTEM",
+    (H.ENTERPRISE2, E.ETERNAL_BLUE): "SYSTEM",
+    (H.USER2, E.BLUE_KEEP): "NetworkService",
+    (H.ENTERPRISE1, E.BLUE_KEEP): "SYSTEM",
+    (H.ENTERPRISE2, E.BLUE_KEEP): "SYSTEM",
+    **{(h, e): "www-data" for h in (H.USER3, H.USER4) for e in (E.HTTP_RFI, E.HTTPS_RFI)},
+    **{
+        (h, e): "NetworkService"
+        for h in (H.ENTERPRISE1, H.ENTERPRISE2)
+        for e in (E.HTTP_RFI, E.HTTPS_RFI)
+    },
+    (H.USER3, E.SQL_INJECTION): "root",
+    (H.USER4, E.SQL_INJECTION): "root",
+    (H.USER3, E.HARAKA_RCE): "root",
+    (H.USER4, E.HARAKA_RCE): "root",
+    (H.USER0, E.FTP_DIRECTORY_TRAVERSAL): "SYSTEM",
+    (H.USER1, E.FTP_DIRECTORY_TRAVERSAL): "SYSTEM",
+}
+# SSH_USER[h]: the first Bruteforceable user of the host's image ('pi' on the Linux images,
+# 'vagrant' on the Windows ones; Velociraptor_Server has none).
+SSH_USER: dict[int, str] = {
+    int(h): ("vagrant" if IS_WINDOWS[h] else "pi") for h in np.flatnonzero(HAS_BRUTEFORCE_USER)
+}
+RED_START_USER = "SYSTEM"  # Scenario2.yaml Red starting_sessions (session 0 on User0)
+_REAL_ANY = REAL_MATCH | REAL_MATCH_USER3_3390 | REAL_MATCH_SMSS_SMB
+_REAL_ANY[:, E.SSH_BRUTE_FORCE] = False  # SSH sessions: SSH_USER
+assert {(int(h), int(e)) for h, e in zip(*np.nonzero(_REAL_ANY), strict=True)} == set(SHELL_USER)
+assert all(SHELL_PRIVILEGED[k] == (u in ("root", "SYSTEM")) for k, u in SHELL_USER.items())
+# Every session Red can hold in Scenario2 runs as a listed user, so under REWARD_SERVICE_USERS a
+# host counts as soon as Red holds any session there: no per-session usernames are needed.
+RED_USERS_ALL_REWARDED = (
+    set(SHELL_USER.values()) | set(SSH_USER.values()) | {RED_START_USER, "root", "SYSTEM"}
+) <= REWARD_USERS_DEBUGGED
+assert RED_USERS_ALL_REWARDED, "a Red session username outside REWARD_USERS_DEBUGGED: model it"
 
 # --- reward --------------------------------------------------------------------------------------
 # Confidentiality value in tenths of a reward point (RedRewardCalculator mapping None 0, Low 0.1,

@@ -89,3 +89,26 @@ def host_values(array: Any) -> dict[str, Any]:
     """A (13,...) array as ``{hostname: value}`` (numpy scalars/arrays)."""
     arr = np.asarray(array)
     return {name: arr[i] for i, name in enumerate(HOST_NAMES)}
+
+
+def assert_return_parity(rewards: Any, rules: str, reference: str, capsys: Any) -> None:
+    """The acceptance rule of tests/test_parity_stats.py for one rule set's recorded CybORG
+    samples: nothing DIFFERENT, no per-step curve differing, equivalence wherever TOST has the
+    power (jaxcage: 2,000 episodes per cell); and the samples discriminate: today's rules on
+    react_restore/b_line/30 are shown DIFFERENT from ``reference``."""
+    from jaxcage.parity import generate as gen
+    from jaxcage.parity import stats
+
+    results = stats.run_stats(rewards, episodes=2000, rules=rules)
+    cell = gen.Cell("react_restore", "b_line", 30)
+    against_current = stats.run_stats(rewards, [cell], episodes=2000, rules="current")
+    with capsys.disabled():
+        print(f"\n{rules} rules vs {reference}\n" + stats.TABLE_HEADER)
+        for r in results:
+            print(stats.format_row(r))
+        print(f"current rules vs {reference}")
+        for r in against_current:
+            print(stats.format_row(r))
+    bad = [stats.format_row(r) for r in results if not r.consistent]
+    assert not bad, "\n".join(bad)
+    assert [r.tost.verdict for r in against_current] == ["DIFFERENT"]

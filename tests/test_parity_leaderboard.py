@@ -18,10 +18,11 @@ import os
 
 import numpy as np
 import pytest
+from envtools import assert_return_parity
 
 from jaxcage.constants import Exploit
 from jaxcage.parity import generate as gen
-from jaxcage.parity import stats, traces
+from jaxcage.parity import traces
 from jaxcage.parity.lockstep import LockstepConfig, run_lockstep
 from jaxcage.reference import ReferenceNotInstalled
 from jaxcage.reference.versions import cyborg_rules
@@ -133,22 +134,7 @@ def test_react_restore_bline_30_is_the_issue_figure(samples):
 @pytest.mark.slow
 def test_statistical_parity_with_cyborg_606813b(samples, capsys):
     # jaxcage: 10x CybORG's episodes per cell (at least 2,000); today's rules on one cell only.
-    results = stats.run_stats(samples.rewards, episodes=2000, rules="leaderboard")
-    cell = gen.Cell("react_restore", "b_line", 30)
-    against_current = stats.run_stats(samples.rewards, [cell], episodes=2000, rules="current")
-    with capsys.disabled():
-        print("\nleaderboard rules vs CybORG 606813b\n" + stats.TABLE_HEADER)
-        for r in results:
-            print(stats.format_row(r))
-        print("current rules vs CybORG 606813b")
-        for r in against_current:
-            print(stats.format_row(r))
-    # The acceptance rule of tests/test_parity_stats.py: nothing DIFFERENT, no per-step curve
-    # differing, equivalence shown wherever TOST has the power for it.
-    bad = [stats.format_row(r) for r in results if not r.consistent]
-    assert not bad, "\n".join(bad)
-    # The samples discriminate: today's rules are shown DIFFERENT from 606813b.
-    assert [r.tost.verdict for r in against_current] == ["DIFFERENT"]
+    assert_return_parity(samples.rewards, "leaderboard", "CybORG 606813b", capsys)
 
 
 # --- live checks, only where the original CybORG is importable ----------------------------------

@@ -42,10 +42,14 @@ def red(state, action, target, params, **forced):
 
 
 def test_rule_table():
-    assert R.RULE_NAMES == ("current", "leaderboard")
+    assert R.RULE_NAMES == ("current", "leaderboard", "debugged")  # debugged: test_rules_debugged
     assert R.DEFAULT_RULES == "current"
     assert not R.RULE_FLAGS[R.rules_id("current")].any()  # today's code: no old behaviour
-    assert R.RULE_FLAGS[R.rules_id("leaderboard")].all()  # 606813b: both fixes missing
+    # 606813b: both fixes missing, and nothing else
+    assert set(np.flatnonzero(R.RULE_FLAGS[R.rules_id("leaderboard")])) == {
+        R.Flag.RESTORE_LOSES_PROCESS_VERSION,
+        R.Flag.RESCAN_APPENDS_PORTS,
+    }
     for flag in R.Flag:
         assert flag in R.FLAG_SOURCES
     assert "606813b" in R.get_rule_set("leaderboard").cyborg
@@ -60,7 +64,7 @@ def test_make_takes_rules_as_a_traced_parameter():
     assert int(make_params(rules=1).rules) == 1 and int(make_params(rules=" Leaderboard").rules)
 
 
-@pytest.mark.parametrize("bad", ["leaderbord", "", 2, -1, True])
+@pytest.mark.parametrize("bad", ["leaderbord", "", 3, -1, True])
 def test_unknown_rules_raise_before_compiling(bad):
     with pytest.raises(ValueError, match="rules"):
         jaxcage.make(rules=bad)

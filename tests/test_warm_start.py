@@ -1,4 +1,4 @@
-"""``init_from`` (jaxcage/ppo/warm_start.py): a run that starts from a trained defender's network."""
+"""``init_from`` (ppo/warm_start.py): a run that starts from a trained defender's network."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from flax import struct
 
 from jaxcage.actions import decode_blue_action
 from jaxcage.constants import NUM_HOSTS, BlueActionType, Exploit, Host
-from jaxcage.dynamics.events import decoy_listeners
+from jaxcage.dynamics.events import decoy_listeners, static_listen
 from jaxcage.rules import Flag, flag
 from jaxcage.state import EnvParams, EnvState
 from jaxcage.topology import (
@@ -22,7 +22,6 @@ from jaxcage.topology import (
     DECOY_OS_OK,
     REAL_MATCH,
     RESTORE_COST_TENTHS,
-    STATIC_PORT_USED,
 )
 
 
@@ -37,19 +36,19 @@ class BlueOutcome(struct.PyTreeNode):
     cost_tenths: jax.Array  # () int32: action cost in tenths (Restore: 10)
 
 
-def port_in_use(state: EnvState) -> jax.Array:
+def port_in_use(state: EnvState, rules: jax.Array) -> jax.Array:
     """(13, 13) bool: some process on the host has a connection on that port class.
 
     This is ``Misinform._is_host_using_port``: original processes and decoys. Red's shells listen on
     ephemeral ports and its SSH sessions only exist on hosts whose port 22 is already taken by a
     real sshd, so they never change the answer for a decoy port.
     """
-    return jnp.asarray(STATIC_PORT_USED) | (decoy_listeners(state) > 0)
+    return (static_listen(rules) > 0) | (decoy_listeners(state, rules) > 0)
 
 
-def decoy_compatible(state: EnvState) -> jax.Array:
+def decoy_compatible(state: EnvState, rules: jax.Array) -> jax.Array:
     """(8, 13) bool: decoy kind d can be placed on host h now (OS rule and its port free)."""
-    used = port_in_use(state)  # (13 hosts, 13 ports)
+    used = port_in_use(state, rules)  # (13 hosts, 13 ports)
     check_port_used = used[:, jnp.asarray(DECOY_CHECK_PORT)].T  # (8, 13)
     return jnp.asarray(DECOY_OS_OK) & ~check_port_used
 
@@ -76,7 +75,7 @@ def apply_blue_action(
 
     # Decoy: a new process on the decoy's port if the OS matches and the checked port is free.
     kind_mask = jnp.arange(state.decoys.shape[1]) == decoy_kind
-    compatible = jnp.any(decoy_compatible(state) & kind_mask[:, None], axis=0)  # (13,)
+    compatible = jnp.any(decoy_compatible(state, rules) & kind_mask[:, None], axis=0)  # (13,)
     decoy_placed = is_decoy & host_mask & compatible
     decoys = state.decoys + (decoy_placed[:, None] & kind_mask[None, :]).astype(jnp.int32)
 

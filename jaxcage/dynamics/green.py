@@ -25,4 +25,5 @@ def step_green(
     scans = (params.green_agent == GreenAgent.RANDOM) & (noise.green_act_u >= 0.5)
     host = masked_argmax(noise.green_host_key, jnp.asarray(GREEN_TARGETS))
     target_mask = scans & (jnp.arange(NUM_HOSTS) == host)
-    return add_scan(events, state, target_mask), jnp.where(scans, host, -1).astype(jnp.int32)
+    scanned_host = jnp.where(scans, host, -1).astype(jnp.int32)
+    return add_scan(events, state, target_mask, params.rules), scanned_host

@@ -29,6 +29,7 @@ from jaxcage.rules import Flag, flag
 from jaxcage.state import EnvParams, EnvState
 from jaxcage.topology import (
     DECOY_CATCHES,
+    DECOY_CATCHES_VSFTPD_21,
     EXPLOIT_PORT,
     EXPLOIT_RANK,
     HAS_BRUTEFORCE_USER,
@@ -37,6 +38,8 @@ from jaxcage.topology import (
     IS_OPERATIONAL,
     PRIVESC_REVEALS_IP,
     REAL_MATCH,
+    REAL_MATCH_SMSS_SMB,
+    REAL_MATCH_USER3_3390,
     SHELL_PRIVILEGED,
     SUBNET_HOSTS,
 )
@@ -66,6 +69,26 @@ def operational_reachable(state: EnvState) -> jax.Array:
     name contains "Enterprise" (quirk 13).
     """
     return jnp.any((red_sessions(state) > 0) & jnp.asarray(IS_ENTERPRISE))
+
+
+def real_match(rules: jax.Array) -> jax.Array:
+    """(13, 8) bool: ``topology.REAL_MATCH`` under rule set ``rules`` (CybORG++'s image fixes make
+    EternalBlue work on Enterprise1/2 and SQLInjection on User3)."""
+    return (
+        jnp.asarray(REAL_MATCH)
+        | (flag(rules, Flag.INTERNAL_SMSS_IS_SMB) & jnp.asarray(REAL_MATCH_SMSS_SMB))
+        | (flag(rules, Flag.USER3_MYSQL_ON_3390) & jnp.asarray(REAL_MATCH_USER3_3390))
+    )
+
+
+def decoy_catches(rules: jax.Array) -> jax.Array:
+    """(8 decoys, 8 exploits) bool: ``topology.DECOY_CATCHES`` under rule set ``rules`` (a
+    DecoyVsftpd on 21 catches nothing)."""
+    return jnp.where(
+        flag(rules, Flag.VSFTPD_LISTENS_ON_21),
+        jnp.asarray(DECOY_CATCHES_VSFTPD_21),
+        jnp.asarray(DECOY_CATCHES),
+    )
 
 
 def applicable_exploits(state: EnvState, host: jax.Array) -> jax.Array:
@@ -109,7 +132,7 @@ def _discover_network_services(
     memory untouched."""
     routable = ~jnp.asarray(IS_OPERATIONAL)[host] | operational_reachable(state)
     scanned = target_mask & routable
-    listen = listening_connections(state)[host]  # (13 ports,)
+    listen = listening_connections(state, params.rules)[host]  # (13 ports,)
     remembered = listen[jnp.asarray(EXPLOIT_PORT)] > 0  # (8,)
     keep_old = flag(params.rules, Flag.RESCAN_APPENDS_PORTS)
     new_ports = remembered[None, :] | (keep_old & state.red_mem_ports)
@@ -117,7 +140,7 @@ def _discover_network_services(
         red_mem_valid=state.red_mem_valid | scanned,
         red_mem_ports=jnp.where(scanned[:, None], new_ports, state.red_mem_ports),
     )
-    return state, add_scan(events, state, scanned), routable
+    return state, add_scan(events, state, scanned, params.rules), routable
 
 
 def _exploit_remote_service(
@@ -133,8 +156,8 @@ def _exploit_remote_service(
     routable = ~jnp.asarray(IS_OPERATIONAL)[host] | operational_reachable(state)
     # The first matching process is searched in process order: original processes come before any
     # decoy (decoys are appended), so a real vulnerable process always wins over a decoy.
-    real = jnp.asarray(REAL_MATCH)[host, exploit]
-    decoy_hit = ~real & jnp.any((state.decoys[host] > 0) & jnp.asarray(DECOY_CATCHES)[:, exploit])
+    real = real_match(params.rules)[host, exploit]
+    decoy_hit = ~real & jnp.any((state.decoys[host] > 0) & decoy_catches(params.rules)[:, exploit])
     matched = has_choice & routable & (real | decoy_hit)
     is_ssh = exploit == Exploit.SSH_BRUTE_FORCE
     # HarakaRCE.test_exploit_works fails on a real Haraka whose version became UNKNOWN (606813b

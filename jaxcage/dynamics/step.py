@@ -51,8 +51,8 @@ def transition(
     state, events, red = apply_red_action(state, events, red_type, red_target, noise, params)
     state = state.replace(red_last_success=red.success, red_last_dns_ports=red.dns_ports)
     # Reward on the post-Red state; then Blue's end-of-step Monitor feeds the table wrapper.
-    reward = reward_tenths(state, blue.cost_tenths)
-    activity = classify_activity(events)
+    reward = reward_tenths(state, blue.cost_tenths, params.rules)
+    activity = classify_activity(events, params.rules)
     compromised = update_compromised(state.compromised, activity, blue)
     state = state.replace(compromised=compromised, time=state.time + 1)
     trace = StepTrace(

@@ -6,6 +6,7 @@ Subcommands::
     python -m jaxcage.parity lockstep --episodes 1000 [--red b_line meander] [--green sleep random]
     python -m jaxcage.parity stats [--data tests/data/cyborg_returns.npz] [--plot curves.png]
     python -m jaxcage.parity generate [--out tests/data/cyborg_returns.npz]   # CybORG, hours
+    python -m jaxcage.parity generate --rules debugged --backend debugged   # CybORG++
     python -m jaxcage.parity report --write PARITY_REPORT.md
 
 ``lockstep`` and ``generate`` need the CybORG reference; ``stats`` only needs the committed data.
@@ -29,7 +30,7 @@ from jaxcage.parity import generate as gen
 from jaxcage.parity import stats
 from jaxcage.parity.lockstep import DEFAULT_SEED, LockstepConfig, LockstepResult, run_lockstep
 from jaxcage.parity.policies import LOCKSTEP_POLICIES, POLICIES
-from jaxcage.reference.cyborg_env import ReferenceNotInstalled
+from jaxcage.reference.cyborg_env import BACKENDS, ReferenceNotInstalled
 from jaxcage.rules import DEFAULT_RULES, RULE_NAMES
 
 DEFAULT_DATA = "tests/data/cyborg_returns.npz"
@@ -49,12 +50,13 @@ def _add_lockstep_args(p: argparse.ArgumentParser, episodes: int) -> None:
     )
     p.add_argument("--max-steps", type=int, default=100)
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="episode i uses seed+i")
-    p.add_argument("--backend", default="auto", choices=("auto", "csle", "official"))
+    p.add_argument("--backend", default="auto", choices=BACKENDS)
     p.add_argument(
         "--rules",
         default=DEFAULT_RULES,
         choices=RULE_NAMES,
-        help="jaxcage rule set; must match the CybORG code imported (leaderboard: 606813b)",
+        help="jaxcage rule set; must match the CybORG code imported (leaderboard: 606813b; "
+        "debugged: CybORG++ Debugged_CybORG, --backend debugged)",
     )
     p.add_argument("--stop-after", type=int, default=None, help="stop after N mismatches")
     p.add_argument("--verbose", action="store_true", help="log every step")
@@ -244,13 +246,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_gen.add_argument("--episodes", type=int, default=None, help="override episodes per cell")
     p_gen.add_argument("--base-seed", type=int, default=gen.DEFAULT_BASE_SEED)
     p_gen.add_argument("--cells", nargs="*", default=None)
-    p_gen.add_argument("--backend", default="auto", choices=("auto", "csle", "official"))
+    p_gen.add_argument("--backend", default="auto", choices=BACKENDS)
     p_gen.add_argument("--parts-dir", default=None, help="chunk cache (default runs/...)")
     p_gen.add_argument(
         "--rules",
         default=DEFAULT_RULES,
         choices=RULE_NAMES,
-        help="rule set the imported CybORG implements (checked); leaderboard: 606813b",
+        help="rule set the imported CybORG implements (checked); leaderboard: 606813b, "
+        "debugged: CybORG++ (--backend debugged)",
     )
     p_rep = sub.add_parser("report", help="lockstep + stats; optionally write a Markdown report")
     _add_lockstep_args(p_rep, episodes=50)
@@ -267,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "generate":
-        default_cells = gen.ALL_CELLS if args.rules == DEFAULT_RULES else gen.LEADERBOARD_CELLS
+        default_cells = gen.RULES_CELLS[args.rules]
         cells = [gen.Cell.parse(k) for k in args.cells] if args.cells else default_cells
         out = args.out or gen.DATA_PATHS[args.rules]
         gen.generate(

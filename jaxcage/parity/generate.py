@@ -15,7 +15,10 @@ Rule sets (``jaxcage.rules``): ``tests/data/cyborg_returns.npz`` holds today's C
 (``current``); ``tests/data/cyborg_returns_leaderboard.npz`` the official CybORG at the 2022
 leaderboard commit 606813b (``python -m jaxcage.parity generate --rules leaderboard --backend
 official`` with that CybORG on ``PYTHONPATH``), for the cells where the two rule sets differ
-(``LEADERBOARD_CELLS``: a Blue that never Restores or places decoys sees identical games).
+(``LEADERBOARD_CELLS``: a Blue that never Restores or places decoys sees identical games);
+``tests/data/cyborg_returns_debugged.npz`` CybORG++'s ``Debugged_CybORG`` (``python -m
+jaxcage.parity generate --rules debugged --backend debugged`` with ``$JAXCAGE_DEBUGGED_CYBORG`` set,
+see ``jaxcage.reference.cyborg_env``), for ``DEBUGGED_CELLS``.
 """
 
 from __future__ import annotations
@@ -99,9 +102,35 @@ LEADERBOARD_EPISODES: dict[str, int] = {
     "random/meander/100": 1000,
 }
 LEADERBOARD_CELLS: tuple[Cell, ...] = tuple(Cell.parse(k) for k in LEADERBOARD_EPISODES)
+# Debugged-rules cells (CybORG++ Debugged_CybORG) and their CybORG episodes. Its fixes change the
+# game for every Blue: the reward counts user-level shells (sleep), User3 and Enterprise1/2 fall
+# to new exploits (B_line's route), Exploit-over-Scan changes what react_restore reacts to, and
+# DecoyVsftpd moves to 21 (decoy_heavy). Counts as for the leaderboard cells: what the shared
+# machine produced in the time it had.
+DEBUGGED_EPISODES: dict[str, int] = {
+    "sleep/b_line/100": 200,
+    "sleep/meander/100": 300,
+    "react_restore/b_line/30": 1000,
+    "react_restore/b_line/100": 800,
+    "react_restore/meander/100": 600,
+    "random/b_line/100": 400,
+    "decoy_heavy/b_line/100": 400,
+}
+DEBUGGED_CELLS: tuple[Cell, ...] = tuple(Cell.parse(k) for k in DEBUGGED_EPISODES)
+# Cells and CybORG episodes of the rule sets other than ``current``.
+RULES_EPISODES: dict[str, dict[str, int]] = {
+    "leaderboard": LEADERBOARD_EPISODES,
+    "debugged": DEBUGGED_EPISODES,
+}
+RULES_CELLS: dict[str, tuple[Cell, ...]] = {
+    "current": ALL_CELLS,
+    "leaderboard": LEADERBOARD_CELLS,
+    "debugged": DEBUGGED_CELLS,
+}
 DATA_PATHS: dict[str, str] = {
     "current": "tests/data/cyborg_returns.npz",
     "leaderboard": "tests/data/cyborg_returns_leaderboard.npz",
+    "debugged": "tests/data/cyborg_returns_debugged.npz",
 }
 
 
@@ -202,11 +231,13 @@ def load_dataset(path: str) -> Dataset:
 def cell_episodes(cell: Cell, episodes: int | None = None, rules: str = DEFAULT_RULES) -> int:
     """Episodes generated for ``cell``: ``episodes`` if given, else ``DEFAULT_EPISODES`` raised to
     ``BOOSTED_EPISODES[cell]`` for the high-variance cells whose 2% margin needs a larger sample;
-    for the leaderboard rules ``LEADERBOARD_EPISODES[cell]``."""
+    for the other rule sets ``RULES_EPISODES[rules][cell]`` (``LEADERBOARD_EPISODES``,
+    ``DEBUGGED_EPISODES``)."""
     if episodes is not None:
         return episodes
-    if rules_name(rules) != DEFAULT_RULES:
-        return LEADERBOARD_EPISODES[cell.key]
+    name = rules_name(rules)
+    if name != DEFAULT_RULES:
+        return RULES_EPISODES[name][cell.key]
     return max(DEFAULT_EPISODES, BOOSTED_EPISODES.get(cell.key, 0))
 
 

@@ -25,7 +25,15 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxcage.constants import BLUE_ACTION_NAMES, EXPLOIT_NAMES, HOST_NAMES, Host, RedActionType
+from jaxcage.constants import (
+    BLUE_ACTION_NAMES,
+    EXPLOIT_NAMES,
+    HOST_NAMES,
+    Decoy,
+    Exploit,
+    Host,
+    RedActionType,
+)
 from jaxcage.dynamics.step import transition
 from jaxcage.env import make_params
 from jaxcage.noise import forced_noise
@@ -223,6 +231,17 @@ def _count(
         coverage["path:Meander un-escalation"] += 1
     if after["red_priv"][Host.USER0] > 1:
         coverage["path:steps with a 2nd Red session on User0"] += 1
+    # Paths that only the CybORG++ fixes (rules "debugged") open.
+    target = outcome.red_target
+    eternal_blue = outcome.red_success and outcome.exploit == Exploit.ETERNAL_BLUE
+    if eternal_blue and target in (Host.ENTERPRISE1, Host.ENTERPRISE2):
+        coverage["path:EternalBlue ok on Enterprise1/2"] += 1
+    if outcome.red_success and outcome.exploit == Exploit.SQL_INJECTION and target == Host.USER3:
+        coverage["path:SQLInjection ok on User3"] += 1
+    if ((after["decoys"][:, Decoy.VSFTPD] > 0) & (after["decoys"][:, Decoy.APACHE] > 0)).any():
+        coverage["path:steps with Vsftpd and Apache decoys on one host"] += 1
+    if outcome.detected and outcome.green_host == target:
+        coverage["path:Green scan and a detected shell on one host"] += 1
 
 
 def _red_label(outcome: extract.StepOutcome) -> str:

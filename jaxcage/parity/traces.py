@@ -14,17 +14,28 @@ Record (needs the CybORG whose rules are recorded, e.g. the official one at 6068
     python -m jaxcage.parity.traces record --rules leaderboard --backend official \\
         --out tests/data/cyborg_traces_leaderboard.npz
 
+CybORG++'s ``Debugged_CybORG`` (rules ``debugged``; ``$JAXCAGE_DEBUGGED_CYBORG``, see
+``jaxcage.reference.cyborg_env``)::
+
+    python -m jaxcage.parity.traces record --rules debugged --backend debugged
+
 Replay (no CybORG)::
 
     python -m jaxcage.parity.traces replay tests/data/cyborg_traces_leaderboard.npz \\
         [--rules current]
+
+Ablate: replay under the recorded rule set with each of its flags switched off in turn, to show
+every flag is needed to reproduce the recording::
+
+    python -m jaxcage.parity.traces ablate tests/data/cyborg_traces_debugged.npz
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxcage import rules as rules_mod
 from jaxcage.constants import NUM_EXPLOITS, NUM_HOSTS
 from jaxcage.dynamics.step import transition
 from jaxcage.env import make_params
@@ -39,9 +51,9 @@ from jaxcage.noise import FORCED_KEY, StepNoise
 from jaxcage.parity.lockstep import DEFAULT_SEED
 from jaxcage.parity.policies import LOCKSTEP_POLICIES, get_policy
 from jaxcage.reference import extract
-from jaxcage.reference.cyborg_env import load_backend, make_cyborg_env
+from jaxcage.reference.cyborg_env import BACKENDS, load_backend, make_cyborg_env
 from jaxcage.reference.versions import cyborg_rules
-from jaxcage.rules import rules_name
+from jaxcage.rules import Flag, get_rule_set, rules_id, rules_name
 from jaxcage.state import EnvState, init_state
 
 FORMAT_VERSION = 1
@@ -49,6 +61,11 @@ FORMAT_VERSION = 1
 # lockstep runs' seeds so the traces are not replays of episodes checked there.
 TRACE_SEED = DEFAULT_SEED + 5_000_000
 DATA_PATH = "tests/data/cyborg_traces_leaderboard.npz"
+# Recorded traces per rule set (the default output of ``record --rules``).
+DATA_PATHS: dict[str, str] = {
+    "leaderboard": DATA_PATH,
+    "debugged": "tests/data/cyborg_traces_debugged.npz",
+}
 # The per-step outcome fields of StepOutcome that the replay needs (-1 = "no draw" / None).
 _OUTCOME_FIELDS = (
     "red_action_type",
@@ -340,21 +357,68 @@ def replay(path: str, rules: str | None = None) -> ReplayResult:
     return ReplayResult(rules, recorded, episodes, steps_total, tuple(mismatches))
 
 
+@contextlib.contextmanager
+def _flag_dropped(rules: str, dropped: Flag) -> Iterator[None]:
+    """Within the block, rule set ``rules`` lacks flag ``dropped`` (diagnostics only: it swaps
+    ``jaxcage.rules.RULE_FLAGS``, which ``flag`` reads when tracing, and clears JAX's caches)."""
+    saved = rules_mod.RULE_FLAGS
+    table = saved.copy()
+    table[rules_id(rules), dropped] = False
+    rules_mod.RULE_FLAGS = table
+    jax.clear_caches()
+    try:
+        yield
+    finally:
+        rules_mod.RULE_FLAGS = saved
+        jax.clear_caches()
+
+
+def ablate(path: str, rules: str | None = None) -> dict[Flag, ReplayResult]:
+    """Replay ``path`` under ``rules`` (default: the recorded ones) with each of the rule set's
+    flags switched off in turn; a flag the recording needs leaves behavioural mismatches."""
+    with np.load(path) as data:
+        recorded = str(data["meta/rules"])
+    name = rules_name(recorded if rules is None else rules)
+    out: dict[Flag, ReplayResult] = {}
+    for dropped in sorted(get_rule_set(name).flags):
+        with _flag_dropped(name, dropped):
+            out[dropped] = replay(path, name)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jaxcage.parity.traces", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     rec = sub.add_parser("record", help="record CybORG traces (needs that CybORG)")
-    rec.add_argument("--out", default=DATA_PATH)
+    rec.add_argument("--out", default=None, help="default: DATA_PATHS[--rules]")
     rec.add_argument("--rules", default="leaderboard")
-    rec.add_argument("--backend", default="official", choices=("auto", "csle", "official"))
+    rec.add_argument(
+        "--backend", default=None, choices=BACKENDS, help="default: official, debugged for debugged"
+    )
     rep = sub.add_parser("replay", help="replay recorded traces through jaxcage")
     rep.add_argument("path", nargs="?", default=DATA_PATH)
     rep.add_argument("--rules", default=None, help="default: the recorded rule set")
+    abl = sub.add_parser("ablate", help="replay with each flag of the rule set switched off")
+    abl.add_argument("path", nargs="?", default=DATA_PATHS["debugged"])
+    abl.add_argument("--rules", default=None, help="default: the recorded rule set")
     args = parser.parse_args(argv)
     if args.command == "record":
-        record(args.out, args.rules, backend=args.backend)
-        print(f"wrote {args.out}")
+        rules = rules_name(args.rules)
+        out = args.out or DATA_PATHS[rules]
+        backend = args.backend or ("debugged" if rules == "debugged" else "official")
+        record(out, rules, backend=backend)
+        print(f"wrote {out}")
         return 0
+    if args.command == "ablate":
+        needed = True
+        for dropped, res in ablate(args.path, args.rules).items():
+            print(
+                f"rules={res.rules} without {dropped.name}: {len(res.mismatches)} of "
+                f"{res.episodes} episodes mismatch ({len(res.behavioural())} in observation / "
+                "reward / Red's actions)"
+            )
+            needed &= bool(res.behavioural())
+        return 0 if needed else 1
     res = replay(args.path, args.rules)
     for m in res.mismatches[:10]:
         print(m.format())

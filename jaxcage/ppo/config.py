@@ -55,8 +55,9 @@ class PPOConfig:
     red_weights: tuple[float, ...] | None = None
     green_agent: str = "sleep"
     max_steps: int = 100  # episode length (CAGE2 evaluates 30, 50 and 100)
-    # CybORG version the env reproduces (jaxcage.rules): "current" (today's CybORG 2.1) or
-    # "leaderboard" (commit 606813b, on which the 2022 CAGE2 leaderboard was scored).
+    # CybORG version the env reproduces (jaxcage.rules): "current" (today's CybORG 2.1),
+    # "leaderboard" (commit 606813b, on which the 2022 CAGE2 leaderboard was scored) or
+    # "debugged" (CybORG++'s Debugged_CybORG: today's code plus its six fixes).
     rules: str = DEFAULT_RULES
 
     # --- rollout / schedule -----------------------------------------------------------------

@@ -11,6 +11,12 @@ Two backends provide the same CybORG 2.1 code:
   ``gym-csle-cyborg`` ships (``gym_csle_cyborg.constants.constants.CYBORG.CYBORG_SCENARIO_2_DICT``).
 * ``"official"``: the ``CybORG`` package from ``cage-challenge/cage-challenge-2`` (reads
   ``CybORG/Shared/Scenarios/Scenario2.yaml`` next to its own module).
+* ``"debugged"``: CybORG++'s ``Debugged_CybORG`` (``alan-turing-institute/CybORG_plus_plus``), a
+  ``CybORG`` package too, with six fixes (``jaxcage.rules``, rules ``"debugged"``). It is imported
+  from the directory named by ``$JAXCAGE_DEBUGGED_CYBORG`` (the ``Debugged_CybORG/CybORG`` folder
+  that holds the ``CybORG`` package), else from ``PYTHONPATH``. Its wrappers are gymnasium's:
+  ``ChallengeWrapper.step`` returns ``(obs, reward, terminated, truncated, info)`` and ``reset``
+  ``(obs, info)``; ``CyborgEnv`` adapts them.
 
 ``"auto"`` takes csle when importable, else the official package. CybORG's only source of randomness
 is Python's global ``random`` module (``CybORG.set_seed`` is ``random.seed``), so ``reset(seed=s)``
@@ -35,7 +41,9 @@ import numpy as np
 
 from jaxcage.constants import GREEN_AGENT_NAMES, NUM_BLUE_ACTIONS, RED_AGENT_NAMES
 
-BACKENDS: tuple[str, ...] = ("auto", "csle", "official")
+BACKENDS: tuple[str, ...] = ("auto", "csle", "official", "debugged")
+# Directory holding CybORG++'s ``CybORG`` package (``<CybORG_plus_plus>/Debugged_CybORG/CybORG``).
+DEBUGGED_PATH_ENV = "JAXCAGE_DEBUGGED_CYBORG"
 
 INSTALL_HINT = (
     "The CybORG reference is not installed. Install it with\n"
@@ -44,6 +52,18 @@ INSTALL_HINT = (
     "(gym-csle-cyborg carries the expanded Scenario2 dict; --no-deps keeps it from pulling in its "
     "heavy, unused dependencies), or install the official CybORG 2.1 package from "
     "github.com/cage-challenge/cage-challenge-2 (backend='official')."
+)
+
+
+DEBUGGED_INSTALL_HINT = (
+    "backend='debugged' (rules='debugged') needs CybORG++'s Debugged_CybORG "
+    "(github.com/alan-turing-institute/CybORG_plus_plus, commit c343476). For example:\n"
+    "    git clone https://github.com/alan-turing-institute/CybORG_plus_plus\n"
+    f"    export {DEBUGGED_PATH_ENV}=$PWD/CybORG_plus_plus/Debugged_CybORG/CybORG\n"
+    "(or put that directory on PYTHONPATH). Its wrappers need gymnasium (a jaxcage dependency); "
+    "its other imports (prettytable, paramiko, PyYAML, numpy) are those of the official CybORG "
+    "(pip install --target <dir> prettytable paramiko, then add <dir> to PYTHONPATH, if missing). "
+    "A process can hold only one `CybORG` package: don't mix it with backend='official'."
 )
 
 
@@ -60,6 +80,8 @@ class Backend:
     green_agent: type  # CybORG's GreenAgent
     build: Callable[[dict[str, type]], Any]  # agents dict -> CybORG object
     challenge_wrapper: type  # ChallengeWrapper class
+    # ChallengeWrapper.step returns gymnasium's (obs, reward, terminated, truncated, info)
+    gymnasium_step: bool = False
 
 
 def _stub_stable_baselines3() -> None:
@@ -80,7 +102,11 @@ def _stub_stable_baselines3() -> None:
 
 
 def _backend(
-    name: str, agents: Any, build: Callable[[dict[str, type]], Any], wrapper: type
+    name: str,
+    agents: Any,
+    build: Callable[[dict[str, type]], Any],
+    wrapper: type,
+    gymnasium_step: bool = False,
 ) -> Backend:
     """A ``Backend`` from a distribution's ``Agents`` module (both name the agents alike)."""
     return Backend(
@@ -93,6 +119,7 @@ def _backend(
         green_agent=agents.GreenAgent,
         build=build,
         challenge_wrapper=wrapper,
+        gymnasium_step=gymnasium_step,
     )
 
 
@@ -114,14 +141,74 @@ def _load_csle() -> Backend:
     return _backend("csle", agents, build, chal.ChallengeWrapper)
 
 
-def _load_official() -> Backend:
+def _import_cyborg_package(hint: str) -> tuple[Any, Any, Any]:
+    """``CybORG``, ``CybORG.Agents``, ``CybORG.Agents.Wrappers`` (whichever ``CybORG`` is found)."""
     _stub_stable_baselines3()
     try:
         cyborg_mod = importlib.import_module("CybORG")
         agents = importlib.import_module("CybORG.Agents")
         wrappers = importlib.import_module("CybORG.Agents.Wrappers")
     except ImportError as err:
-        raise ReferenceNotInstalled(f"{INSTALL_HINT}\n(import failed: {err})") from err
+        raise ReferenceNotInstalled(f"{hint}\n(import failed: {err})") from err
+    return cyborg_mod, agents, wrappers
+
+
+def is_debugged_cyborg(package_dir: str) -> bool:
+    """Whether the ``CybORG`` package in ``package_dir`` is CybORG++'s ``Debugged_CybORG``.
+
+    Read from two of its fixes' files (``jaxcage.reference.versions.cyborg_rules`` checks all of
+    them by behaviour): DecoyVsftpd's port (``ConcreteActions/DecoyVsftpd.py``) and the privileged
+    usernames of ``Shared/RedRewardCalculator.py``.
+    """
+    try:
+        with open(os.path.join(package_dir, "Shared", "RedRewardCalculator.py")) as f:
+            reward_src = f.read()
+        vsftpd = os.path.join(package_dir, "Shared", "Actions", "ConcreteActions", "DecoyVsftpd.py")
+        with open(vsftpd) as f:
+            vsftpd_src = f.read()
+    except OSError:
+        return False
+    return "'www-data'" in reward_src and "'local_port':21" in vsftpd_src.replace(" ", "")
+
+
+def _load_official() -> Backend:
+    cyborg_mod, agents, wrappers = _import_cyborg_package(INSTALL_HINT)
+    if is_debugged_cyborg(os.path.dirname(inspect.getfile(cyborg_mod))):
+        raise ReferenceNotInstalled(
+            "the importable `CybORG` is CybORG++'s Debugged_CybORG: use backend='debugged' "
+            "(rules='debugged'), or put cage-challenge-2's CybORG first on PYTHONPATH"
+        )
+    return _official_backend("official", cyborg_mod, agents, wrappers, gymnasium_step=False)
+
+
+def _load_debugged() -> Backend:
+    path = os.environ.get(DEBUGGED_PATH_ENV)
+    if path:
+        path = os.path.abspath(os.path.expanduser(path))
+        if not os.path.isdir(os.path.join(path, "CybORG")):
+            raise ReferenceNotInstalled(
+                f"{DEBUGGED_INSTALL_HINT}\n(${DEBUGGED_PATH_ENV}={path} has no CybORG package)"
+            )
+        loaded = sys.modules.get("CybORG")
+        if loaded is not None and not os.path.abspath(inspect.getfile(loaded)).startswith(path):
+            raise ReferenceNotInstalled(
+                f"{DEBUGGED_INSTALL_HINT}\n(another CybORG is already imported: {loaded.__file__})"
+            )
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    cyborg_mod, agents, wrappers = _import_cyborg_package(DEBUGGED_INSTALL_HINT)
+    package_dir = os.path.dirname(inspect.getfile(cyborg_mod))
+    if not is_debugged_cyborg(package_dir):
+        raise ReferenceNotInstalled(
+            f"{DEBUGGED_INSTALL_HINT}\n(the importable CybORG at {package_dir} is not "
+            "Debugged_CybORG)"
+        )
+    return _official_backend("debugged", cyborg_mod, agents, wrappers, gymnasium_step=True)
+
+
+def _official_backend(
+    name: str, cyborg_mod: Any, agents: Any, wrappers: Any, gymnasium_step: bool
+) -> Backend:
     cyborg_cls = cyborg_mod.CybORG
     # evaluation.py: path = str(inspect.getfile(CybORG))[:-10] + '/Shared/Scenarios/Scenario2.yaml'
     scenario_path = os.path.join(
@@ -131,7 +218,7 @@ def _load_official() -> Backend:
     def build(agent_classes: dict[str, type]) -> Any:
         return cyborg_cls(scenario_path, "sim", agents=agent_classes)
 
-    return _backend("official", agents, build, wrappers.ChallengeWrapper)
+    return _backend(name, agents, build, wrappers.ChallengeWrapper, gymnasium_step)
 
 
 _BACKEND_CACHE: dict[str, Backend] = {}
@@ -152,6 +239,8 @@ def load_backend(backend: str = "auto") -> Backend:
         loaded = _load_csle()
     elif backend == "official":
         loaded = _load_official()
+    elif backend == "debugged":
+        loaded = _load_debugged()
     else:
         try:
             loaded = _load_csle()
@@ -244,8 +333,13 @@ class CyborgEnv:
         if not 0 <= a < NUM_BLUE_ACTIONS:
             raise ValueError(f"blue action id must be in 0..{NUM_BLUE_ACTIONS - 1}, got {action!r}")
         out = self.wrapper.step(a)
-        # csle: (obs, reward, done, info, info); official: (obs, reward, done, info)
-        obs, reward, done, info = out[0], out[1], out[2], out[-1]
+        if self.backend.gymnasium_step:
+            # debugged (gymnasium): (obs, reward, terminated, truncated, info)
+            obs, reward, terminated, truncated, info = out
+            done = bool(terminated) or bool(truncated)
+        else:
+            # csle: (obs, reward, done, info, info); official: (obs, reward, done, info)
+            obs, reward, done, info = out[0], out[1], out[2], out[-1]
         self.t += 1
         return np.asarray(obs, dtype=np.int32), float(reward), bool(done), info
 
@@ -265,7 +359,7 @@ def make_cyborg_env(
             (CybORG's ``GreenAgent``).
         max_steps: ``done`` becomes True after this many steps (ChallengeWrapper ``max_steps``).
         seed: seed for the first ``reset()`` that is not given one.
-        backend: ``"auto"``, ``"csle"`` or ``"official"``.
+        backend: ``"auto"``, ``"csle"``, ``"official"`` or ``"debugged"`` (CybORG++).
 
     Raises:
         ReferenceNotInstalled: CybORG is not importable (the message gives the install commands).

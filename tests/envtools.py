@@ -91,6 +91,30 @@ def host_values(array: Any) -> dict[str, Any]:
     return {name: arr[i] for i, name in enumerate(HOST_NAMES)}
 
 
+def assert_samples_cover_cells(
+    samples: Any, cells: Any, rules: str = "current", backend: str | None = None
+) -> None:
+    """A committed CybORG return-sample file (jaxcage/parity/generate.py) holds exactly ``cells``
+    for ``rules``, each with its full episode count and step length, its returns the sums of its
+    per-step rewards, every per-step reward in CybORG's range (at worst every valued host
+    privileged, -4.8, OTService down, -10, and a Restore, -1; never positive), and, where
+    ``backend`` is named, recorded by that CybORG backend."""
+    from jaxcage.parity import generate as gen
+
+    assert samples.rules == rules and samples.base_seed == gen.DEFAULT_BASE_SEED
+    assert set(samples.rewards) == {c.key for c in cells}
+    for cell in cells:
+        rewards = samples.rewards[cell.key]
+        assert rewards.dtype == np.int16
+        assert rewards.shape == (gen.cell_episodes(cell, rules=rules), cell.length)
+        np.testing.assert_array_equal(
+            samples.returns[cell.key], rewards.astype(np.int32).sum(axis=1)
+        )
+        assert rewards.max() <= 0 and rewards.min() >= -158
+    if backend is not None:
+        assert any(f"backend={backend}" in v for v in samples.versions), samples.versions
+
+
 def assert_return_parity(rewards: Any, rules: str, reference: str, capsys: Any) -> None:
     """The acceptance rule of tests/test_parity_stats.py for one rule set's recorded CybORG
     samples: nothing DIFFERENT, no per-step curve differing, equivalence wherever TOST has the

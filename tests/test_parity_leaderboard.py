@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 import pytest
-from envtools import assert_return_parity
+from envtools import assert_return_parity, assert_samples_cover_cells
 
 from jaxcage.constants import Exploit
 from jaxcage.parity import generate as gen
@@ -111,16 +111,9 @@ def samples() -> gen.Dataset:
 
 
 def test_leaderboard_samples_cover_their_cells(samples):
-    assert samples.rules == "leaderboard" and samples.base_seed == gen.DEFAULT_BASE_SEED
-    assert set(samples.rewards) == {c.key for c in gen.LEADERBOARD_CELLS}
-    for cell in gen.LEADERBOARD_CELLS:
-        rewards = samples.rewards[cell.key]
-        assert rewards.shape == (gen.cell_episodes(cell, rules="leaderboard"), cell.length)
-        np.testing.assert_array_equal(
-            samples.returns[cell.key], rewards.astype(np.int32).sum(axis=1)
-        )
-        assert rewards.max() <= 0 and rewards.min() >= -158
-    assert any("backend=official" in v for v in samples.versions)
+    assert_samples_cover_cells(
+        samples, gen.LEADERBOARD_CELLS, rules="leaderboard", backend="official"
+    )
 
 
 def test_react_restore_bline_30_is_the_issue_figure(samples):

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from envtools import assert_samples_cover_cells
 from scipy import stats as sps
 
 from jaxcage.constants import NUM_BLUE_ACTIONS, RESTORE_BASE
@@ -183,19 +184,8 @@ def dataset() -> gen.Dataset:
 
 
 def test_dataset_covers_every_cell(dataset):
-    assert dataset.base_seed == gen.DEFAULT_BASE_SEED
-    assert set(dataset.rewards) == {c.key for c in gen.ALL_CELLS}
-    for cell in gen.ALL_CELLS:
-        rewards = dataset.rewards[cell.key]
-        assert rewards.dtype == np.int16
-        assert rewards.shape == (gen.cell_episodes(cell), cell.length)
-        assert rewards.shape[0] >= 1000
-        np.testing.assert_array_equal(
-            dataset.returns[cell.key], rewards.astype(np.int32).sum(axis=1)
-        )
-        # Per-step Blue reward: at worst every valued host privileged (-4.8), OTService down
-        # (-10) and a Restore (-1); never positive.
-        assert rewards.max() <= 0 and rewards.min() >= -158
+    assert_samples_cover_cells(dataset, gen.ALL_CELLS)
+    assert min(r.shape[0] for r in dataset.rewards.values()) >= 1000
 
 
 def test_dataset_matches_known_cyborg_values(dataset):

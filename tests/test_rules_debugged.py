@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from envtools import H, assert_return_parity, make_state, red_at, step
+from envtools import H, assert_return_parity, assert_samples_cover_cells, make_state, red_at, step
 
 import jaxcage
 from jaxcage import rules as R
@@ -325,15 +325,7 @@ def samples() -> gen.Dataset:
 
 
 def test_debugged_samples_cover_their_cells(samples):
-    assert samples.rules == "debugged" and samples.base_seed == gen.DEFAULT_BASE_SEED
-    assert set(samples.rewards) == {c.key for c in gen.DEBUGGED_CELLS}
-    for cell in gen.DEBUGGED_CELLS:
-        rewards = samples.rewards[cell.key]
-        assert rewards.shape == (gen.cell_episodes(cell, rules="debugged"), cell.length)
-        np.testing.assert_array_equal(
-            samples.returns[cell.key], rewards.astype(np.int32).sum(axis=1)
-        )
-    assert any("backend=debugged" in v for v in samples.versions)
+    assert_samples_cover_cells(samples, gen.DEBUGGED_CELLS, rules="debugged", backend="debugged")
 
 
 @pytest.mark.slow

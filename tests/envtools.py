@@ -115,6 +115,34 @@ def assert_samples_cover_cells(
         assert any(f"backend={backend}" in v for v in samples.versions), samples.versions
 
 
+def assert_no_mismatches(result: Any, rules: str | None = None, min_episodes: int = 0) -> None:
+    """A lockstep or trace-replay result (anything with ``mismatches``, each with ``format()``)
+    compared every episode alike; for a replay, also that it replayed ``min_episodes`` or more
+    episodes recorded under ``rules``."""
+    if rules is not None:
+        assert result.recorded_rules == rules and result.episodes >= min_episodes
+    report = "\n\n".join(m.format() for m in result.mismatches[:5])
+    assert not result.mismatches, f"{len(result.mismatches)} mismatching episodes:\n{report}"
+
+
+def recorded_trace_blocks(path: str, rules: str, backend: str | None = None) -> list[Any]:
+    """The blocks (jaxcage.parity.traces.RecordedBlock) of a committed trace file, which must
+    exist and have been recorded under ``rules`` (by ``backend``, where named)."""
+    import os
+
+    import pytest
+
+    from jaxcage.parity import traces
+
+    if not os.path.exists(path):
+        pytest.fail(f"committed {rules} traces missing: {path}")
+    data = dict(np.load(path))
+    assert str(data["meta/rules"]) == rules
+    if backend is not None:
+        assert str(data["meta/backend"]) == backend
+    return traces.recorded_blocks(data)
+
+
 def assert_return_parity(rewards: Any, rules: str, reference: str, capsys: Any) -> None:
     """The acceptance rule of tests/test_parity_stats.py for one rule set's recorded CybORG
     samples: nothing DIFFERENT, no per-step curve differing, equivalence wherever TOST has the

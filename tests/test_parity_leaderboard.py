@@ -18,7 +18,12 @@ import os
 
 import numpy as np
 import pytest
-from envtools import assert_return_parity, assert_samples_cover_cells
+from envtools import (
+    assert_no_mismatches,
+    assert_return_parity,
+    assert_samples_cover_cells,
+    recorded_trace_blocks,
+)
 
 from jaxcage.constants import Exploit
 from jaxcage.parity import generate as gen
@@ -58,40 +63,26 @@ def replays() -> dict[str, traces.ReplayResult]:
 
 
 def test_traces_cover_both_red_agents_and_the_rule_changes():
-    _require(TRACES)
-    with np.load(TRACES) as data:
-        assert str(data["meta/rules"]) == "leaderboard"
-        reds = [str(data[k][0]) for k in data.files if k.endswith("/meta") and "block" in k]
-        assert {"b_line", "meander"} <= set(reds)
-        per_red = {r: 0 for r in reds}
-        for k in data.files:
-            if k.endswith("/step/action"):
-                per_red[str(data[k.replace("/step/action", "/meta")][0])] += data[k].shape[0]
-        assert min(per_red.values()) >= 20
-        # The 3ead7fd difference occurs in the recording: HarakaRCE run against a host whose
-        # Haraka version a Restore had lost, and failing.
-        failed_on_restored = 0
-        for k in data.files:
-            if not k.endswith("/state/haraka_unknown"):
-                continue
-            prefix = k[: -len("/state/haraka_unknown")]
-            lost = data[k][:, :-1]  # (E, T, 13) before each step
-            exploit = data[f"{prefix}/step/exploit"]
-            target = np.clip(data[f"{prefix}/step/red_target"], 0, 12)
-            hit = np.take_along_axis(lost, target[..., None], axis=2)[..., 0] == 1
-            haraka = exploit == Exploit.HARAKA_RCE
-            failed_on_restored += int(
-                (hit & haraka & (data[f"{prefix}/step/red_success"] == 0)).sum()
-            )
-        assert failed_on_restored >= 5
+    blocks = recorded_trace_blocks(TRACES, "leaderboard")
+    per_red: dict[str, int] = {}
+    for block in blocks:
+        per_red[block.red] = per_red.get(block.red, 0) + block.step["action"].shape[0]
+    assert {"b_line", "meander"} <= set(per_red) and min(per_red.values()) >= 20
+    # The 3ead7fd difference occurs in the recording: HarakaRCE run against a host whose
+    # Haraka version a Restore had lost, and failing.
+    failed_on_restored = 0
+    for block in blocks:
+        lost = block.state["haraka_unknown"][:, :-1]  # (E, T, 13) before each step
+        target = np.clip(block.step["red_target"], 0, 12)
+        hit = np.take_along_axis(lost, target[..., None], axis=2)[..., 0] == 1
+        haraka = block.step["exploit"] == Exploit.HARAKA_RCE
+        failed_on_restored += int((hit & haraka & (block.step["red_success"] == 0)).sum())
+    assert failed_on_restored >= 5
 
 
 @pytest.mark.slow
 def test_leaderboard_traces_replay_with_zero_mismatches(replays):
-    res = replays["leaderboard"]
-    assert res.recorded_rules == "leaderboard" and res.episodes >= 60
-    report = "\n".join(m.format() for m in res.mismatches[:5])
-    assert not res.mismatches, f"{len(res.mismatches)} mismatching episodes:\n{report}"
+    assert_no_mismatches(replays["leaderboard"], "leaderboard", min_episodes=60)
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from envtools import assert_no_mismatches
 
 from jaxcage.parity import lockstep
 from jaxcage.parity.__main__ import main as parity_main
@@ -28,11 +29,6 @@ def runner(cyborg: None) -> LockstepRunner:
     return LockstepRunner()
 
 
-def _assert_no_mismatch(result: lockstep.LockstepResult) -> None:
-    report = "\n\n".join(m.format() for m in result.mismatches[:3])
-    assert not result.mismatches, f"{len(result.mismatches)} mismatching episodes:\n{report}"
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("red", ["b_line", "meander"])
 def test_lockstep_zero_mismatches(runner, red, capsys):
@@ -49,7 +45,7 @@ def test_lockstep_zero_mismatches(runner, red, capsys):
             f"\nlockstep {red}: {result.episodes} episodes, {result.steps} steps, "
             f"{len(result.mismatches)} mismatches ({result.seconds:.0f}s)"
         )
-    _assert_no_mismatch(result)
+    assert_no_mismatches(result)
     assert result.episodes == EPISODES_GREEN_SLEEP + EPISODES_GREEN_RANDOM
     assert result.steps == 100 * result.episodes
 
@@ -58,7 +54,7 @@ def test_lockstep_sleeping_red_with_green_agent(runner):
     # No Red: what remains is Blue's actions (all 145 kinds) and GreenAgent's false-positive scans.
     configs = [LockstepConfig("sleep", "random", policies=("random", "decoy_heavy"), episodes=6)]
     result = run_lockstep(configs, runner=runner, stop_after=1)
-    _assert_no_mismatch(result)
+    assert_no_mismatches(result)
     assert result.coverage["draw:green scan"] > 200
 
 

@@ -18,7 +18,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from envtools import H, assert_return_parity, assert_samples_cover_cells, make_state, red_at, step
+from envtools import (
+    H,
+    assert_no_mismatches,
+    assert_return_parity,
+    assert_samples_cover_cells,
+    make_state,
+    recorded_trace_blocks,
+    red_at,
+    step,
+)
 
 import jaxcage
 from jaxcage import rules as R
@@ -265,49 +274,41 @@ def replays() -> dict[str, traces.ReplayResult]:
 
 
 def test_debugged_traces_cover_the_fixes():
-    _require(TRACES)
-    with np.load(TRACES) as data:
-        assert str(data["meta/rules"]) == "debugged"
-        assert str(data["meta/backend"]) == "debugged"
-        reds = {str(data[k][0]) for k in data.files if k.endswith("/meta") and "block" in k}
-        assert {"b_line", "meander"} <= reds
-        hits = {
-            "eternal_blue_enterprise": 0,
-            "sqli_user3": 0,
-            "vsftpd_decoys": 0,
-            "vsftpd_with_apache": 0,
-            "green_scan_and_shell_on_one_host": 0,
-        }
-        for k in data.files:
-            if not k.endswith("/step/exploit"):
-                continue
-            prefix = k[: -len("/step/exploit")]
-            exploit = data[k]
-            target = data[f"{prefix}/step/red_target"]
-            ok = data[f"{prefix}/step/red_success"] == 1
-            ent = (target == H["Enterprise1"]) | (target == H["Enterprise2"])
-            hits["eternal_blue_enterprise"] += int((ok & ent & (exploit == 0)).sum())
-            hits["sqli_user3"] += int((ok & (target == H["User3"]) & (exploit == 5)).sum())
-            decoys = data[f"{prefix}/state/decoys"]
-            hits["vsftpd_decoys"] += int(decoys[..., Decoy.VSFTPD].sum())
-            assert decoys[..., Decoy.VSFTPD].max() <= 1  # listening on 21, it cannot stack
-            both = (decoys[..., Decoy.VSFTPD] > 0) & (decoys[..., Decoy.APACHE] > 0)
-            hits["vsftpd_with_apache"] += int(both.sum())
-            # Green's scan and a detected shell on one host in one step: Exploit under debugged
-            # rules, Scan (quirk 12) under current ones.
-            shell = (exploit >= 0) & ok & (data[f"{prefix}/step/detected"] == 1)
-            hits["green_scan_and_shell_on_one_host"] += int(
-                (shell & (data[f"{prefix}/step/green_host"] == target)).sum()
-            )
-        assert min(hits.values()) > 0, hits
+    blocks = recorded_trace_blocks(TRACES, "debugged", backend="debugged")
+    assert {"b_line", "meander"} <= {block.red for block in blocks}
+    hits = dict.fromkeys(
+        (
+            "eternal_blue_enterprise",
+            "sqli_user3",
+            "vsftpd_decoys",
+            "vsftpd_with_apache",
+            "green_scan_and_shell_on_one_host",
+        ),
+        0,
+    )
+    for block in blocks:
+        exploit, target = block.step["exploit"], block.step["red_target"]
+        ok = block.step["red_success"] == 1
+        ent = (target == H["Enterprise1"]) | (target == H["Enterprise2"])
+        hits["eternal_blue_enterprise"] += int((ok & ent & (exploit == 0)).sum())
+        hits["sqli_user3"] += int((ok & (target == H["User3"]) & (exploit == 5)).sum())
+        decoys = block.state["decoys"]
+        hits["vsftpd_decoys"] += int(decoys[..., Decoy.VSFTPD].sum())
+        assert decoys[..., Decoy.VSFTPD].max() <= 1  # listening on 21, it cannot stack
+        both = (decoys[..., Decoy.VSFTPD] > 0) & (decoys[..., Decoy.APACHE] > 0)
+        hits["vsftpd_with_apache"] += int(both.sum())
+        # Green's scan and a detected shell on one host in one step: Exploit under debugged
+        # rules, Scan (quirk 12) under current ones.
+        shell = (exploit >= 0) & ok & (block.step["detected"] == 1)
+        hits["green_scan_and_shell_on_one_host"] += int(
+            (shell & (block.step["green_host"] == target)).sum()
+        )
+    assert min(hits.values()) > 0, hits
 
 
 @pytest.mark.slow
 def test_debugged_traces_replay_with_zero_mismatches(replays):
-    res = replays["debugged"]
-    assert res.recorded_rules == "debugged" and res.episodes >= 60
-    report = "\n".join(m.format() for m in res.mismatches[:5])
-    assert not res.mismatches, f"{len(res.mismatches)} mismatching episodes:\n{report}"
+    assert_no_mismatches(replays["debugged"], "debugged", min_episodes=60)
 
 
 @pytest.mark.slow

@@ -295,6 +295,45 @@ def _first_diff(expected: np.ndarray, got: np.ndarray) -> np.ndarray:
     return (e != g).any(axis=axes) if axes else e != g
 
 
+@dataclass(frozen=True)
+class RecordedBlock:
+    """One block of a trace file as ``record`` wrote it: per-step outcomes ``step[name]`` (E, T),
+    per-state fields ``state[name]`` (E, T + 1, ...; column 0 the reset state), and each
+    episode's seed and Blue policy."""
+
+    red: str
+    green: str
+    step: dict[str, np.ndarray]
+    state: dict[str, np.ndarray]
+    seeds: np.ndarray
+    policies: np.ndarray
+
+
+def recorded_blocks(data: dict[str, np.ndarray]) -> list[RecordedBlock]:
+    """The blocks of a loaded trace file (``dict(np.load(path))``), in recording order."""
+    blocks = []
+    while f"block{len(blocks)}/meta" in data:
+        prefix = f"block{len(blocks)}"
+        red, green = (str(x) for x in data[f"{prefix}/meta"])
+        fields = {
+            kind: {
+                k.split("/")[-1]: v for k, v in data.items() if k.startswith(f"{prefix}/{kind}/")
+            }
+            for kind in ("step", "state")
+        }
+        blocks.append(
+            RecordedBlock(
+                red,
+                green,
+                fields["step"],
+                fields["state"],
+                data[f"{prefix}/seeds"],
+                data[f"{prefix}/policies"],
+            )
+        )
+    return blocks
+
+
 def replay(path: str, rules: str | None = None) -> ReplayResult:
     """Replay every recorded episode through jaxcage under ``rules`` (default: the recorded
     rule set) and report the first mismatching step of each episode."""
@@ -304,12 +343,8 @@ def replay(path: str, rules: str | None = None) -> ReplayResult:
     max_steps = int(data["meta/max_steps"])
     mismatches: list[ReplayMismatch] = []
     episodes = steps_total = 0
-    b = 0
-    while f"block{b}/meta" in data:
-        prefix = f"block{b}"
-        red, green = (str(x) for x in data[f"{prefix}/meta"])
-        step = {k.split("/")[-1]: v for k, v in data.items() if k.startswith(f"{prefix}/step/")}
-        state = {k.split("/")[-1]: v for k, v in data.items() if k.startswith(f"{prefix}/state/")}
+    for block in recorded_blocks(data):
+        red, green, step, state = block.red, block.green, block.step, block.state
         params = make_params(red, max_steps=max_steps, green_agent=green, rules=rules)
         noise = noise_from_outcomes(step)
         states, obs, reward, trace = jax.device_get(
@@ -337,8 +372,7 @@ def replay(path: str, rules: str | None = None) -> ReplayResult:
         stacked = np.stack(list(diffs.values()))  # (F, E, T + 1)
         names = list(diffs)
         seen = np.any(np.stack([diffs[k] for k in names if k not in state]), axis=0)
-        seeds = data[f"{prefix}/seeds"]
-        policies = data[f"{prefix}/policies"]
+        seeds, policies = block.seeds, block.policies
         for e in range(n):
             bad_steps = np.flatnonzero(stacked[:, e].any(axis=0))
             if bad_steps.size:
@@ -353,7 +387,6 @@ def replay(path: str, rules: str | None = None) -> ReplayResult:
                 )
         episodes += n
         steps_total += n * t
-        b += 1
     return ReplayResult(rules, recorded, episodes, steps_total, tuple(mismatches))
 
 

@@ -1,4 +1,4 @@
-"""The ``jaxcage`` console script: ``jaxcage train``, ``eval``, ``export`` and ``workflows``.
+"""The ``jaxcage`` console script: ``train``, ``eval``, ``losses``, ``export`` and ``workflows``.
 
 ::
 
@@ -7,12 +7,16 @@
                   [--coordinator HOST:PORT --num-processes N --process-id I]
     jaxcage eval --run runs/<dir> [--engine jax|cyborg] [--episodes N] [--stochastic]
                  [--seed S] [--seed-index I] [--rules current|leaderboard|debugged]
+    jaxcage losses --run runs/<dir> [--red b_line|meander|sleep] [--steps T] [--episodes N]
+                   [--seed S] [--rules R] [--json FILE]
     jaxcage export --run runs/<dir> --out agents/<name> [--seed-index I]
+                   [--specialist RED=PATH ...]
     jaxcage workflows search|sweep|baselines [--config NAME] [--set k=v] --out DIR
 
 ``train`` writes ``config.yaml``, ``metrics.csv``, ``checkpoint.npz`` and ``learning_curve.png``
 into the run directory; ``eval`` prints the CAGE2 table and saves it as
-``eval_<engine>_<deterministic|stochastic>.json`` next to the checkpoint; ``export`` writes a
+``eval_<engine>_<deterministic|stochastic>.json`` next to the checkpoint; ``losses`` prints where
+the defender's return goes on one cell (``jaxcage.losses``); ``export`` writes a
 self-contained agent directory (``jaxcage.export``) that ``jaxcage.submission.BlueAgent`` loads
 into CybORG's official evaluation loop, and that ``eval --run`` also accepts.
 """
@@ -20,6 +24,7 @@ into CybORG's official evaluation loop, and that ``eval --run`` also accepts.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -29,7 +34,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxcage.evaluation import ENGINES, evaluate, load_run
+from jaxcage.evaluation import ENGINES, EVAL_REDS, evaluate, load_run
 from jaxcage.export import AGENT_FILE, compose_switch, export_run, load_agent
 from jaxcage.ppo import checkpoint as ckpt
 from jaxcage.ppo.config import (
@@ -97,6 +102,18 @@ def _build_parser() -> argparse.ArgumentParser:
         "debugged (CybORG++; with --engine cyborg $JAXCAGE_DEBUGGED_CYBORG); "
         "default: the run's training rules",
     )
+    lo = sub.add_parser(
+        "losses", help="split a defender's return on one cell into its sources (jaxcage)"
+    )
+    lo.add_argument("--run", required=True, help="run or exported agent directory")
+    lo.add_argument("--red", choices=EVAL_REDS, default="b_line")
+    lo.add_argument("--steps", type=int, default=100, help="episode length (default 100)")
+    lo.add_argument("--episodes", type=int, default=1000, help="episodes (default 1000)")
+    lo.add_argument("--seed", type=int, default=0, help="evaluation seed")
+    lo.add_argument(
+        "--rules", choices=RULE_NAMES, default=None, help="default: the run's training rules"
+    )
+    lo.add_argument("--json", default=None, metavar="FILE", help="also write the numbers here")
     x = sub.add_parser("export", help="write a trained run's defender as a CybORG agent directory")
     x.add_argument("--run", required=True, help="run directory written by `jaxcage train`")
     x.add_argument("--out", required=True, help="agent directory to write (agents/<name>)")
@@ -227,11 +244,31 @@ def _nanmean(x: object) -> float:
     return float(np.nanmean(a)) if np.isfinite(a).any() else float("nan")
 
 
+def _load_defender(run: str) -> object:
+    """An exported agent directory's defender, else a run directory's training result."""
+    if (Path(run) / AGENT_FILE).is_file():
+        return load_agent(run)
+    return load_run(run)
+
+
+def _cmd_losses(args: argparse.Namespace) -> int:
+    from jaxcage.losses import loss_breakdown
+
+    if args.json is not None and Path(args.json).is_dir():
+        raise ValueError(f"--json {args.json} is a directory; name a file")
+    subject = _load_defender(args.run)
+    found = loss_breakdown(
+        subject, args.red, args.steps, args.episodes, args.seed, rules=args.rules
+    )
+    print(found)
+    if args.json is not None:
+        Path(args.json).write_text(json.dumps(found.to_dict(), indent=2) + "\n")
+        print(f"saved {args.json}")
+    return 0
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
-    if (Path(args.run) / AGENT_FILE).is_file():  # an exported agent directory
-        subject: object = load_agent(args.run)
-    else:
-        subject = load_run(args.run)
+    subject = _load_defender(args.run)
     table = evaluate(
         subject,
         engine=args.engine,
@@ -281,6 +318,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_eval(args)
         if args.command == "export":
             return _cmd_export(args)
+        if args.command == "losses":
+            return _cmd_losses(args)
         if args.command == "workflows":
             return workflows_cli.run(args)
     except (ValueError, FileNotFoundError, ReferenceNotInstalled) as e:

@@ -141,9 +141,7 @@ class CageEnv:
         ``info["terminated"]`` is always False.
         """
         obs, next_state, reward, done, info = self.step_env(key, state, action, params)
-        reset_obs, reset_state = self.reset(key, params)
-        state_out = jax.tree.map(lambda r, s: jnp.where(done, r, s), reset_state, next_state)
-        obs_out = jnp.where(done, reset_obs, obs)
+        obs_out, state_out = self.auto_reset(key, done, obs, next_state, params)
         info = {
             **info,
             "final_obs": obs,
@@ -151,6 +149,15 @@ class CageEnv:
             "terminated": jnp.zeros_like(done),
         }
         return obs_out, state_out, reward, done, info
+
+    def auto_reset(
+        self, key: jax.Array, done: jax.Array, obs: jax.Array, state: EnvState, params: EnvParams
+    ) -> tuple[jax.Array, EnvState]:
+        """``(obs, state)`` of a fresh episode where ``done``, else the given ones (what ``step``
+        returns after ``step_env``)."""
+        reset_obs, reset_state = self.reset(key, params)
+        state_out = jax.tree.map(lambda r, s: jnp.where(done, r, s), reset_state, state)
+        return jnp.where(done, reset_obs, obs), state_out
 
     @staticmethod
     def _check_action(action: jax.Array | int) -> jax.Array:

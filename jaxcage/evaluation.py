@@ -43,6 +43,7 @@ from jaxcage.ppo.train import TrainResult, make_init, make_network_for, seed_key
 from jaxcage.reference.cyborg_env import make_cyborg_env
 from jaxcage.reference.versions import cyborg_backend_for_rules
 from jaxcage.rules import get_rule_set, rules_name
+from jaxcage.state import EnvParams, EnvState
 
 EVAL_REDS: tuple[str, ...] = ("b_line", "meander", "sleep")
 EVAL_STEPS: tuple[int, ...] = (30, 50, 100)
@@ -234,6 +235,11 @@ def load_run(run_dir: str | Path) -> TrainResult:
 # --- engines ----------------------------------------------------------------------------------
 
 
+# record(state, action, params) -> a pytree of per-step values, ``state`` the one the step's
+# reward is computed on (after Red, before any auto-reset).
+RecordFn = Callable[[EnvState, jax.Array, EnvParams], Any]
+
+
 @functools.lru_cache(maxsize=8)
 def _eval_program(
     shape: PolicyShape,
@@ -242,38 +248,46 @@ def _eval_program(
     n: int,
     mesh: Any,
     rules: str = "current",
-) -> Callable[..., jax.Array]:
+    record: RecordFn | None = None,
+) -> Callable[..., Any]:
     """The jitted evaluation scan for ``n`` episodes of at most ``horizon`` steps (cached: it only
-    depends on the policy's shape, the policy mode and the batch, not on the params)."""
+    depends on the policy's shape, the policy mode, the batch and ``record``, not on the params).
+    It returns the episode returns, and with ``record`` also its values, each leaf
+    ``(n, horizon, ...)``."""
     env, base = make_cage_env("b_line", max_steps=horizon, green_agent="sleep", rules=rules)
     policy = jax.vmap(shape.build(deterministic), in_axes=(None, 0, 0, 0))
     episodes = shd.leading(mesh) if n % mesh.size == 0 else shd.replicated(mesh)
 
     @functools.partial(jax.jit, out_shardings=episodes)
-    def run(params: Any, key: jax.Array, red_ids: jax.Array, lengths: jax.Array) -> jax.Array:
+    def run(params: Any, key: jax.Array, red_ids: jax.Array, lengths: jax.Array) -> Any:
         env_params = jax.vmap(lambda r, m: base.replace(red_agent=r, max_steps=m))(red_ids, lengths)
         key, key_reset = jax.random.split(key)
         obs, state = jax.vmap(env.reset)(jax.random.split(key_reset, n), env_params)
         memory = jax.tree.map(lambda m: jnp.broadcast_to(m, (n, *m.shape)), init_memory())
 
-        def step(carry: Any, xs: tuple[jax.Array, jax.Array]) -> tuple[Any, None]:
+        def step(carry: Any, xs: tuple[jax.Array, jax.Array]) -> tuple[Any, Any]:
             obs, state, memory, total = carry
             t, key = xs
             key_pol, key_env = jax.random.split(key)
             action = policy(params, obs, memory, jax.random.split(key_pol, n))
-            obs2, state, reward, _, _ = jax.vmap(env.step)(
-                jax.random.split(key_env, n), state, action, env_params
+            env_keys = jax.random.split(key_env, n)
+            obs2, state, reward, done, _ = jax.vmap(env.step_env)(
+                env_keys, state, action, env_params
             )
+            values = None if record is None else jax.vmap(record)(state, action, env_params)
+            obs2, state = jax.vmap(env.auto_reset)(env_keys, done, obs2, state, env_params)
             memory = jax.vmap(update_memory)(memory, obs, action)
             # Each episode runs exactly `length` steps; later steps (a new auto-reset episode)
             # don't count.
             total = total + jnp.where(t < lengths, reward, 0.0)
-            return (obs2, state, memory, total), None
+            return (obs2, state, memory, total), values
 
         init = (obs, state, memory, jnp.zeros(n, jnp.float32))
         xs = (jnp.arange(horizon), jax.random.split(key, horizon))
-        (_, _, _, total), _ = jax.lax.scan(step, init, xs)
-        return total
+        (_, _, _, total), values = jax.lax.scan(step, init, xs)
+        if record is None:
+            return total
+        return total, jax.tree.map(lambda v: jnp.swapaxes(v, 0, 1), values)
 
     return run
 
@@ -300,6 +314,42 @@ def _eval_jax(
     # Sums of tenths: round away float32 accumulation noise (CybORG sums exact 0.1 multiples).
     totals = np.round(totals.astype(np.float64), 1)
     return {c: totals[i * episodes : (i + 1) * episodes] for i, c in enumerate(cells)}
+
+
+def rollout(
+    subject: Any,
+    record: RecordFn,
+    red: str = "b_line",
+    steps: int = 100,
+    episodes: int = 1000,
+    seed: int = 0,
+    deterministic: bool = True,
+    *,
+    cfg: PPOConfig | None = None,
+    seed_index: int | None = None,
+    rules: str | None = None,
+) -> tuple[np.ndarray, Any, str]:
+    """``(returns, values, rules)`` of a defender in jaxcage on one cell (``red``, ``steps``),
+    by ``evaluate(engine="jax")``'s program run on that cell alone (so with other random draws
+    than the cell gets in the full table): ``returns`` (episodes,), and each leaf of ``values``
+    (episodes, steps, ...) the per-step ``record(state, action, env_params)`` (pass a
+    module-level function: the compiled program is cached on it)."""
+    if red not in EVAL_REDS:
+        raise ValueError(f"unknown red agent {red!r}; expected one of {list(EVAL_REDS)}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise ValueError(f"episodes must be a positive integer, got {episodes!r}")
+    params, shape, trained_rules, _ = _resolve(subject, cfg, seed_index)
+    rules = rules_name(trained_rules if rules is None else rules)
+    red_ids = np.full(episodes, RED_AGENTS.index(red), np.int32)
+    lengths = np.full(episodes, steps, np.int32)
+    mesh = shd.make_mesh(local=True)
+    run = _eval_program(shape, deterministic, steps, episodes, mesh, rules, record)
+    on = shd.leading(mesh) if episodes % mesh.size == 0 else shd.replicated(mesh)
+    args = shd.put((params, jax.random.key(seed)), shd.replicated(mesh))
+    totals, values = jax.device_get(run(*args, *shd.put((red_ids, lengths), on)))
+    return np.round(np.asarray(totals, np.float64), 1), values, rules
 
 
 def make_host_policy(

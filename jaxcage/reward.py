@@ -24,6 +24,13 @@ from jaxcage.topology import (
 assert RED_USERS_ALL_REWARDED  # REWARD_SERVICE_USERS below relies on it (see topology)
 
 
+def counted_hosts(state: EnvState, rules: jax.Array | int = DEFAULT_RULES_ID) -> jax.Array:
+    """(13,) bool: the hosts whose confidentiality value Blue loses this step (see
+    ``reward_tenths``)."""
+    any_session = (state.red_priv + state.red_user_removable + state.red_user_hidden) > 0
+    return jnp.where(flag(rules, Flag.REWARD_SERVICE_USERS), any_session, state.red_priv > 0)
+
+
 def reward_tenths(
     state: EnvState,
     cost_tenths: jax.Array,
@@ -38,9 +45,7 @@ def reward_tenths(
     (``topology.RED_USERS_ALL_REWARDED``): the host counts if Red holds any session there.
     Availability: 10 while Op_Server0 has no OTService process.
     """
-    any_session = (state.red_priv + state.red_user_removable + state.red_user_hidden) > 0
-    counted = jnp.where(flag(rules, Flag.REWARD_SERVICE_USERS), any_session, state.red_priv > 0)
-    confidentiality = jnp.sum(jnp.asarray(CONFIDENTIALITY_TENTHS) * counted)
+    confidentiality = jnp.sum(jnp.asarray(CONFIDENTIALITY_TENTHS) * counted_hosts(state, rules))
     availability = jnp.where(state.ot_proc_present, 0, OT_AVAILABILITY_TENTHS)
     return (-(confidentiality + availability) - cost_tenths).astype(jnp.int32)
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxcage.evaluation import ENGINES, EVAL_REDS, evaluate, load_run
+from jaxcage.evaluation import ENGINES, EVAL_REDS, EvalTable, evaluate, load_run
 from jaxcage.export import AGENT_FILE, compose_switch, export_run, load_agent
 from jaxcage.ppo import checkpoint as ckpt
 from jaxcage.ppo.config import (
@@ -232,7 +232,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.eval_episodes:
         table = evaluate(result, engine="jax", episodes=args.eval_episodes, deterministic=True)
         print(table)
-        path = out / "eval_jax_deterministic.json"
+        path = out / _table_name(table)
         table.save_json(path)
         print(f"saved {path}")
     print(f"evaluate again (e.g. inside CybORG) with: jaxcage eval --run {out} --engine cyborg")
@@ -242,6 +242,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _nanmean(x: object) -> float:
     a = np.asarray(x, dtype=float)
     return float(np.nanmean(a)) if np.isfinite(a).any() else float("nan")
+
+
+def _table_name(table: EvalTable) -> str:
+    """``eval_<engine>[_<rules>]_<deterministic|stochastic>.json``: tables of the default rule
+    set keep their old name; others say their rules."""
+    mode = "deterministic" if table.deterministic else "stochastic"
+    rules = "" if table.rules == "current" else f"_{table.rules}"
+    return f"eval_{table.engine}{rules}_{mode}.json"
 
 
 def _load_defender(run: str) -> object:
@@ -280,10 +288,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         rules=args.rules,
     )
     print(table)
-    mode = "stochastic" if args.stochastic else "deterministic"
-    # Tables of the default rule set keep their old name; others say their rules.
-    rules = "" if table.rules == "current" else f"_{table.rules}"
-    path = Path(args.run) / f"eval_{args.engine}{rules}_{mode}.json"
+    path = Path(args.run) / _table_name(table)
     table.save_json(path)
     print(f"saved {path}")
     return 0

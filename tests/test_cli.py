@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from jaxcage import cli
+from jaxcage.evaluation import EvalTable
 from jaxcage.ppo.config import load_config
 from jaxcage.ppo.logging import read_csv
 from jaxcage.ppo.train import TrainResult
@@ -124,6 +125,8 @@ def test_no_arguments_trains_the_default_config(monkeypatch, tmp_path, capsys):
         )
 
     class FakeTable:
+        engine, rules, deterministic = "jax", "current", True
+
         def save_json(self, path):
             seen["table_path"] = path
 
@@ -143,3 +146,18 @@ def test_no_arguments_trains_the_default_config(monkeypatch, tmp_path, capsys):
     assert seen["cfg"] == load_config("default")
     assert str(seen["kwargs"]["out_dir"]).startswith("runs/default-")
     assert seen["kwargs"]["verbose"] is True
+
+
+@pytest.mark.parametrize(
+    ("engine", "rules", "deterministic", "name"),
+    [
+        ("jax", "current", True, "eval_jax_deterministic.json"),
+        ("jax", "leaderboard", True, "eval_jax_leaderboard_deterministic.json"),
+        ("cyborg", "debugged", False, "eval_cyborg_debugged_stochastic.json"),
+    ],
+)
+def test_tables_are_named_by_engine_rules_and_mode(engine, rules, deterministic, name):
+    # One name for `train`'s closing table and `eval`'s: a leaderboard run's table never takes
+    # the current-rules name.
+    table = EvalTable(cells={}, engine=engine, deterministic=deterministic, episodes=1, rules=rules)
+    assert cli._table_name(table) == name

@@ -66,9 +66,13 @@ def rules_of(cfg: PPOConfig) -> str:
     return cfg.rules
 
 
-def from_run(run_dir: str | Path, seed_index: int | None = None) -> ExportedAgent:
+def from_run(
+    run_dir: str | Path, seed_index: int | None = None, *, _depth: int = 0
+) -> ExportedAgent:
     """The defender of a training run: ``seed_index``, or the seed with the best final training
-    return when the run trained several (chosen from training metrics only, as ``evaluate``)."""
+    return when the run trained several (chosen from training metrics only, as ``evaluate``).
+    A fine-tuned run's ``meta`` names the defenders it started from (``init_from``, nearest
+    first) and, where all are readable, ``env_steps_total`` over the chain."""
     result: TrainResult = load_run(run_dir)
     cfg = result.config
     if seed_index is None:
@@ -76,14 +80,43 @@ def from_run(run_dir: str | Path, seed_index: int | None = None) -> ExportedAgen
     if not 0 <= seed_index < cfg.num_seeds:
         raise ValueError(f"seed_index {seed_index} out of range for {cfg.num_seeds} seeds")
     params = jax.tree.map(lambda x: np.asarray(x[seed_index]), result.params)
-    meta = {
+    meta: dict[str, Any] = {
         "source_run": str(Path(run_dir)),
         "seed_index": seed_index,
         "num_seeds": cfg.num_seeds,
         "env_steps": int(result.env_steps),
         "train_wall_time_s": round(float(result.wall_time), 1),
     }
+    if cfg.init_from is not None:
+        lineage = _lineage(cfg.init_from, _depth + 1)
+        meta["init_from"] = lineage
+        known = [a["env_steps"] for a in lineage if isinstance(a.get("env_steps"), int)]
+        if len(known) == len(lineage):
+            meta["env_steps_total"] = int(result.env_steps) + sum(known)
     return ExportedAgent(params=params, config=cfg, rules=rules_of(cfg), meta=meta)
+
+
+_MAX_LINEAGE = 16
+
+
+def _lineage(source: str, depth: int) -> list[dict[str, Any]]:
+    """The chain of defenders a fine-tuned run started from (``PPOConfig.init_from``), nearest
+    first: each one's directory and env steps (None where it can no longer be read). An exported
+    agent carries its own chain in ``agent.json``; a run directory's is read from its config."""
+    p = Path(source)
+    try:
+        if depth > _MAX_LINEAGE:
+            raise ValueError("init_from chain too long (a cycle of run directories?)")
+        if (p / AGENT_FILE).is_file() or not (p / ckpt.CHECKPOINT_NAME).is_file():
+            parent = load_agent(p)
+        else:
+            parent = from_run(p, _depth=depth)
+    except (FileNotFoundError, ValueError) as e:
+        return [{"source": source, "env_steps": None, "note": str(e)}]
+    if not isinstance(parent, ExportedAgent):
+        return [{"source": source, "env_steps": None, "note": "a switch defender"}]
+    here = {"source": source, "env_steps": parent.meta.get("env_steps")}
+    return [here, *parent.meta.get("init_from", [])]
 
 
 _RULES_NOTE = {
@@ -96,6 +129,12 @@ _RULES_NOTE = {
 def _readme(agent: ExportedAgent, name: str) -> str:
     cfg, steps = agent.config, agent.meta.get("env_steps")
     trained = f", {steps:,} env steps" if isinstance(steps, int) else ""
+    chain = agent.meta.get("init_from") or []
+    if chain:
+        total = agent.meta.get("env_steps_total")
+        trained += f", fine-tuned from {chain[0]['source']}" + (
+            f" ({total:,} env steps in all)" if isinstance(total, int) else ""
+        )
     rules = _RULES_NOTE.get(agent.rules, "see jaxcage's PARITY.md")
     return (
         f"# jaxcage defender ({agent.rules} rules)\n\n"

@@ -9,7 +9,7 @@
                  [--seed S] [--seed-index I] [--rules current|leaderboard|debugged]
     jaxcage losses --run runs/<dir> [--red b_line|meander|sleep] [--steps T] [--episodes N]
                    [--seed S] [--rules R] [--json FILE]
-    jaxcage export --run runs/<dir> --out agents/<name> [--seed-index I]
+    jaxcage export --run runs/<dir> --out agents/<name> [--seed-index I] [--rules R]
                    [--specialist RED=PATH ...]
     jaxcage workflows search|sweep|baselines [--config NAME] [--set k=v] --out DIR
 
@@ -121,6 +121,12 @@ def _build_parser() -> argparse.ArgumentParser:
         "--seed-index", type=int, default=None, help="which trained seed (default: best training)"
     )
     x.add_argument(
+        "--rules",
+        choices=RULE_NAMES,
+        default=None,
+        help="the game to ship it for, if not the one it trained on (agent.json records both)",
+    )
+    x.add_argument(
         "--specialist",
         action="append",
         default=[],
@@ -153,8 +159,8 @@ def _placement_overrides(args: argparse.Namespace, overrides: dict) -> dict:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     if args.specialist:
-        if args.seed_index is not None:
-            raise ValueError("--seed-index does not combine with --specialist")
+        if args.seed_index is not None or args.rules is not None:
+            raise ValueError("--seed-index and --rules do not combine with --specialist")
         specialists: dict[str, str] = {}
         for item in args.specialist:
             red, sep, path = item.partition("=")
@@ -165,7 +171,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             specialists[red] = path
         out = compose_switch(args.run, specialists, args.out)
     else:
-        out = export_run(args.run, args.out, seed_index=args.seed_index)
+        out = export_run(args.run, args.out, seed_index=args.seed_index, rules=args.rules)
     agent = load_agent(out)
     print(f"exported {args.run} ({agent.rules} rules) to {out}; score it with (README.md there):")
     print(f"    jaxcage eval --run {out} --engine cyborg --episodes 1000")

@@ -35,6 +35,7 @@ from jaxcage.ppo import checkpoint as ckpt
 from jaxcage.ppo.config import PPOConfig, from_dict
 from jaxcage.ppo.features import input_size
 from jaxcage.ppo.train import TrainResult, make_network_for
+from jaxcage.rules import rules_name
 from jaxcage.switch import SwitchAgent
 
 AGENT_FILE = "agent.json"
@@ -101,8 +102,9 @@ _MAX_LINEAGE = 16
 
 def _lineage(source: str, depth: int) -> list[dict[str, Any]]:
     """The chain of defenders a fine-tuned run started from (``PPOConfig.init_from``), nearest
-    first: each one's directory and env steps (None where it can no longer be read). An exported
-    agent carries its own chain in ``agent.json``; a run directory's is read from its config."""
+    first: each one's directory, env steps (None where it can no longer be read) and rules. An
+    exported agent carries its own chain in ``agent.json``; a run directory's is read from its
+    config."""
     p = Path(source)
     try:
         if depth > _MAX_LINEAGE:
@@ -115,7 +117,7 @@ def _lineage(source: str, depth: int) -> list[dict[str, Any]]:
         return [{"source": source, "env_steps": None, "note": str(e)}]
     if not isinstance(parent, ExportedAgent):
         return [{"source": source, "env_steps": None, "note": "a switch defender"}]
-    here = {"source": source, "env_steps": parent.meta.get("env_steps")}
+    here = {"source": source, "env_steps": parent.meta.get("env_steps"), "rules": parent.rules}
     return [here, *parent.meta.get("init_from", [])]
 
 
@@ -134,6 +136,12 @@ def _readme(agent: ExportedAgent, name: str) -> str:
         total = agent.meta.get("env_steps_total")
         trained += f", fine-tuned from {chain[0]['source']}" + (
             f" ({total:,} env steps in all)" if isinstance(total, int) else ""
+        )
+    trained_rules = agent.meta.get("trained_rules")
+    if trained_rules and trained_rules != agent.rules:
+        trained += (
+            f".\nTrained under the `{trained_rules}` rules and shipped for the `{agent.rules}` "
+            "game (`jaxcage export --rules`)"
         )
     rules = _RULES_NOTE.get(agent.rules, "see jaxcage's PARITY.md")
     return (
@@ -235,13 +243,28 @@ def _single(path: str | Path) -> ExportedAgent:
     return agent
 
 
-def export_run(run_dir: str | Path, out_dir: str | Path, seed_index: int | None = None) -> Path:
+def export_run(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    seed_index: int | None = None,
+    rules: str | None = None,
+) -> Path:
     """``jaxcage export``: a run directory's defender as an agent directory.
 
-    The ``eval_*.json`` tables next to the checkpoint (``jaxcage eval`` output), if any, are
-    copied along as the agent's recorded scores.
+    ``rules`` ships it for another game than the one it trained on (``agent.json`` then says
+    both: ``rules`` to score it on, ``meta.trained_rules``); default: its training rules. The
+    ``eval_*.json`` tables next to the checkpoint (``jaxcage eval`` output, each naming its
+    rules), if any, are copied along as the agent's recorded scores.
+
+    Raises:
+        ValueError: unknown ``rules`` (before anything is written).
     """
-    out = save_agent(from_run(run_dir, seed_index), out_dir)
+    target = None if rules is None else rules_name(rules)
+    agent = from_run(run_dir, seed_index)
+    if target is not None and target != agent.rules:
+        meta = {**agent.meta, "trained_rules": agent.rules}
+        agent = dataclasses.replace(agent, rules=target, meta=meta)
+    out = save_agent(agent, out_dir)
     for table in sorted(Path(run_dir).glob("eval_*.json")):
         shutil.copyfile(table, out / table.name)
     return out

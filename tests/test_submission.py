@@ -88,6 +88,24 @@ def same_tree(a, b) -> bool:
 # --- export round trip ---------------------------------------------------------------------
 
 
+def test_export_ships_a_defender_for_another_game(tmp_path, capsys):
+    run, _ = fake_run(tmp_path, CFG, best=0)  # trained under the current rules
+    out = tmp_path / "agents" / "leaderboard"
+    args = ["export", "--run", str(run), "--out", str(out)]
+    assert cli_main([*args, "--rules", "leaderboard"]) == 0
+    assert "leaderboard rules" in capsys.readouterr().out
+    header = json.loads((out / X.AGENT_FILE).read_text())
+    assert header["rules"] == "leaderboard" and header["meta"]["trained_rules"] == "current"
+    assert header["config"]["rules"] == "current"
+    assert BlueAgent(out).rules == "leaderboard"
+    assert "Trained under the `current` rules" in (out / X.README_FILE).read_text()
+    with pytest.raises(ValueError, match="unknown rules"):
+        X.export_run(run, tmp_path / "bad", rules="nonsense")
+    assert not (tmp_path / "bad").exists()  # nothing written for bad input
+    with pytest.raises(SystemExit):  # argparse refuses an unknown rule set
+        cli_main([*args, "--rules", "nonsense"])
+
+
 def test_export_run_round_trip_picks_the_best_seed_and_acts_like_the_run(tmp_path, capsys):
     cfg = CFG.replace(num_seeds=3, rules="leaderboard")
     run, per_seed = fake_run(tmp_path, cfg, best=2)

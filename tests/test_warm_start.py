@@ -50,8 +50,8 @@ def test_an_export_names_the_defenders_it_was_fine_tuned_from(tmp_path):
     agent = X.from_run(second)
     steps = agent.meta["env_steps"]
     assert agent.meta["init_from"] == [
-        {"source": str(first), "env_steps": steps},
-        {"source": str(base_dir), "env_steps": 500},
+        {"source": str(first), "env_steps": steps, "rules": "current"},
+        {"source": str(base_dir), "env_steps": 500, "rules": "current"},
     ]
     assert agent.meta["env_steps_total"] == 2 * steps + 500
     out = X.save_agent(agent, tmp_path / "agents" / "ft2")

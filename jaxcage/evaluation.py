@@ -292,6 +292,28 @@ def _eval_program(
     return run
 
 
+def _run_jax(
+    params: Any,
+    shape: PolicyShape,
+    red_ids: np.ndarray,
+    lengths: np.ndarray,
+    deterministic: bool,
+    seed: int,
+    rules: str,
+    record: RecordFn | None = None,
+) -> tuple[np.ndarray, Any]:
+    """``(returns, values)`` of one episode per ``(red_ids[i], lengths[i])``, in one vmapped scan
+    of ``max(lengths)`` steps over this process's devices (``values``: None without ``record``)."""
+    n, mesh = len(red_ids), shd.make_mesh(local=True)
+    run = _eval_program(shape, deterministic, int(lengths.max()), n, mesh, rules, record)
+    episodes_on = shd.leading(mesh) if n % mesh.size == 0 else shd.replicated(mesh)
+    args = shd.put((params, jax.random.key(seed)), shd.replicated(mesh))
+    out = jax.device_get(run(*args, *shd.put((red_ids, lengths), episodes_on)))
+    totals, values = (out, None) if record is None else out
+    # Sums of tenths: round away float32 accumulation noise (CybORG sums exact 0.1 multiples).
+    return np.round(np.asarray(totals, np.float64), 1), values
+
+
 def _eval_jax(
     params: Any,
     shape: PolicyShape,
@@ -306,14 +328,13 @@ def _eval_jax(
     cells = [(r, s) for r in reds for s in steps]
     red_ids = np.repeat([RED_AGENTS.index(r) for r, _ in cells], episodes).astype(np.int32)
     lengths = np.repeat([s for _, s in cells], episodes).astype(np.int32)
-    n, mesh = len(red_ids), shd.make_mesh(local=True)
-    run = _eval_program(shape, deterministic, max(steps), n, mesh, rules)
-    episodes_on = shd.leading(mesh) if n % mesh.size == 0 else shd.replicated(mesh)
-    args = shd.put((params, jax.random.key(seed)), shd.replicated(mesh))
-    totals = np.asarray(run(*args, *shd.put((red_ids, lengths), episodes_on)))
-    # Sums of tenths: round away float32 accumulation noise (CybORG sums exact 0.1 multiples).
-    totals = np.round(totals.astype(np.float64), 1)
+    totals, _ = _run_jax(params, shape, red_ids, lengths, deterministic, seed, rules)
     return {c: totals[i * episodes : (i + 1) * episodes] for i, c in enumerate(cells)}
+
+
+def _check_count(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def rollout(
@@ -336,20 +357,14 @@ def rollout(
     module-level function: the compiled program is cached on it)."""
     if red not in EVAL_REDS:
         raise ValueError(f"unknown red agent {red!r}; expected one of {list(EVAL_REDS)}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
-        raise ValueError(f"episodes must be a positive integer, got {episodes!r}")
+    _check_count("steps", steps)
+    _check_count("episodes", episodes)
     params, shape, trained_rules, _ = _resolve(subject, cfg, seed_index)
     rules = rules_name(trained_rules if rules is None else rules)
     red_ids = np.full(episodes, RED_AGENTS.index(red), np.int32)
     lengths = np.full(episodes, steps, np.int32)
-    mesh = shd.make_mesh(local=True)
-    run = _eval_program(shape, deterministic, steps, episodes, mesh, rules, record)
-    on = shd.leading(mesh) if episodes % mesh.size == 0 else shd.replicated(mesh)
-    args = shd.put((params, jax.random.key(seed)), shd.replicated(mesh))
-    totals, values = jax.device_get(run(*args, *shd.put((red_ids, lengths), on)))
-    return np.round(np.asarray(totals, np.float64), 1), values, rules
+    totals, values = _run_jax(params, shape, red_ids, lengths, deterministic, seed, rules, record)
+    return totals, values, rules
 
 
 def make_host_policy(
@@ -444,8 +459,7 @@ def evaluate(
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; expected one of {list(ENGINES)}")
-    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
-        raise ValueError(f"episodes must be a positive integer, got {episodes!r}")
+    _check_count("episodes", episodes)
     for r in reds:
         if r not in EVAL_REDS:
             raise ValueError(f"unknown red agent {r!r}; expected any of {list(EVAL_REDS)}")

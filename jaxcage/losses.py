@@ -44,10 +44,21 @@ class LossBreakdown:
     rules: str
     mean_return: float
     held_steps: dict[str, float]  # steps per episode Red's session on the host is counted
-    confidentiality: dict[str, float]  # points lost to those sessions
     outage_steps: float  # steps per episode OTService is down on Op_Server0
-    outage: float
     restores: dict[str, float]  # Restores per episode (1 point each)
+
+    @property
+    def confidentiality(self) -> dict[str, float]:
+        """Points lost per episode to Red's counted sessions, per host."""
+        return {
+            name: self.held_steps[name] * float(CONFIDENTIALITY_TENTHS[h]) / 10
+            for h, name in enumerate(HOST_NAMES)
+        }
+
+    @property
+    def outage(self) -> float:
+        """Points lost per episode to the OTService outage."""
+        return self.outage_steps * OT_AVAILABILITY_TENTHS / 10
 
     @property
     def total(self) -> float:
@@ -55,7 +66,12 @@ class LossBreakdown:
         return sum(self.confidentiality.values()) + self.outage + sum(self.restores.values())
 
     def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "total": self.total}
+        return {
+            **dataclasses.asdict(self),
+            "confidentiality": self.confidentiality,
+            "outage": self.outage,
+            "total": self.total,
+        }
 
     def __str__(self) -> str:
         lines = [
@@ -95,17 +111,16 @@ def loss_breakdown(
     defender's)."""
     returns, values, rules = rollout(subject, _record, red, steps, episodes, seed, rules=rules)
     counted = np.asarray(values["counted"], bool)  # (episodes, steps, 13)
-    restored = np.asarray(values["restored"], bool)
-    ot_down = np.asarray(values["ot_down"], bool)
+    restored = np.asarray(values["restored"], bool).sum(axis=1)  # (episodes, 13)
+    down = np.asarray(values["ot_down"], bool).sum(axis=1)  # (episodes,)
+    held = counted.sum(axis=1)  # (episodes, 13)
     tenths = (
-        (counted * CONFIDENTIALITY_TENTHS).sum(axis=(1, 2))
-        + OT_AVAILABILITY_TENTHS * ot_down.sum(axis=1)
-        + RESTORE_COST_TENTHS * restored.sum(axis=(1, 2))
+        held @ CONFIDENTIALITY_TENTHS
+        + OT_AVAILABILITY_TENTHS * down
+        + RESTORE_COST_TENTHS * restored.sum(axis=1)
     )
     # Exact accounting: the parts are the whole (integer tenths per episode).
     np.testing.assert_array_equal(-tenths, np.round(returns * 10).astype(np.int64))
-    held = counted.sum(axis=1).mean(axis=0)
-    per_host = (counted * CONFIDENTIALITY_TENTHS).sum(axis=1).mean(axis=0) / 10
     return LossBreakdown(
         red=red,
         steps=steps,
@@ -113,9 +128,7 @@ def loss_breakdown(
         seed=seed,
         rules=rules,
         mean_return=float(returns.mean()),
-        held_steps={n: float(held[h]) for h, n in enumerate(HOST_NAMES)},
-        confidentiality={n: float(per_host[h]) for h, n in enumerate(HOST_NAMES)},
-        outage_steps=float(ot_down.sum(axis=1).mean()),
-        outage=float(OT_AVAILABILITY_TENTHS * ot_down.sum(axis=1).mean() / 10),
-        restores={n: float(restored[..., h].sum(axis=1).mean()) for h, n in enumerate(HOST_NAMES)},
+        held_steps={n: float(v) for n, v in zip(HOST_NAMES, held.mean(axis=0), strict=True)},
+        outage_steps=float(down.mean()),
+        restores={n: float(v) for n, v in zip(HOST_NAMES, restored.mean(axis=0), strict=True)},
     )

@@ -1,4 +1,5 @@
-"""The ``jaxcage`` console script: ``train``, ``eval``, ``losses``, ``export`` and ``workflows``.
+"""The ``jaxcage`` console script: ``train``, ``eval``, ``losses``, ``export``, ``distill`` and
+``workflows``.
 
 ::
 
@@ -11,6 +12,7 @@
                    [--seed S] [--rules R] [--json FILE]
     jaxcage export --run runs/<dir> --out agents/<name> [--seed-index I] [--rules R]
                    [--specialist RED=PATH ...]
+    jaxcage distill --run AGENT_OR_RUN --out agents/<name> [--teacher T] [--rules R] [--set k=v]
     jaxcage workflows search|sweep|baselines [--config NAME] [--set k=v] --out DIR
 
 ``train`` writes ``config.yaml``, ``metrics.csv``, ``checkpoint.npz`` and ``learning_curve.png``
@@ -18,7 +20,9 @@ into the run directory; ``eval`` prints the CAGE2 table and saves it as
 ``eval_<engine>_<deterministic|stochastic>.json`` next to the checkpoint; ``losses`` prints where
 the defender's return goes on one cell (``jaxcage.losses``); ``export`` writes a
 self-contained agent directory (``jaxcage.export``) that ``jaxcage.submission.BlueAgent`` loads
-into CybORG's official evaluation loop, and that ``eval --run`` also accepts.
+into CybORG's official evaluation loop, and that ``eval --run`` also accepts; ``distill`` teaches
+a defender a privileged teacher's play by imitation (``jaxcage.distill``) and writes an agent
+directory.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from jaxcage.distill import cli as distill_cli
 from jaxcage.evaluation import ENGINES, EVAL_REDS, EvalTable, evaluate, load_run
 from jaxcage.export import AGENT_FILE, compose_switch, export_run, load_agent
 from jaxcage.ppo import checkpoint as ckpt
@@ -135,6 +140,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "other red agent, PATH (run or agent directory) plays RED (b_line, meander, sleep) once "
         "identified; repeatable",
     )
+    distill_cli.add_parser(sub)
     workflows_cli.add_parser(sub)
     return p
 
@@ -331,6 +337,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_export(args)
         if args.command == "losses":
             return _cmd_losses(args)
+        if args.command == "distill":
+            return distill_cli.run(args)
         if args.command == "workflows":
             return workflows_cli.run(args)
     except (ValueError, FileNotFoundError, ReferenceNotInstalled) as e:

@@ -118,6 +118,9 @@ def _lineage(source: str, depth: int) -> list[dict[str, Any]]:
     if not isinstance(parent, ExportedAgent):
         return [{"source": source, "env_steps": None, "note": "a switch defender"}]
     here = {"source": source, "env_steps": parent.meta.get("env_steps"), "rules": parent.rules}
+    distilled = parent.meta.get("distilled")
+    if isinstance(distilled, dict):  # ``jaxcage distill`` output: its env steps are its source's
+        here["distilled_with"] = distilled.get("config", {}).get("teacher")
     return [here, *parent.meta.get("init_from", [])]
 
 
@@ -142,6 +145,20 @@ def _readme(agent: ExportedAgent, name: str) -> str:
         trained += (
             f".\nTrained under the `{trained_rules}` rules and shipped for the `{agent.rules}` "
             "game (`jaxcage export --rules`)"
+        )
+    distilled = agent.meta.get("distilled")
+    if isinstance(distilled, dict):
+        dcfg = distilled.get("config", {})
+        trained += (
+            f".\nThen taught the `{dcfg.get('teacher')}` teacher's play for the "
+            f"`{dcfg.get('rules')}` game by DAgger (`jaxcage distill`; agent.json "
+            "`meta.distilled` has its iterations)"
+        )
+    taught = [a for a in chain if a.get("distilled_with")]
+    if taught:
+        trained += (
+            f".\nIts chain includes {taught[0]['source']}, taught the "
+            f"`{taught[0]['distilled_with']}` teacher's play by DAgger (`jaxcage distill`)"
         )
     rules = _RULES_NOTE.get(agent.rules, "see jaxcage's PARITY.md")
     return (

@@ -85,9 +85,10 @@ def run(args: argparse.Namespace) -> int:
 
     def log(r: IterationReport) -> None:
         if not args.quiet:
+            on_rule = "-" if r.rule_agreement is None else f"{r.rule_agreement:.3f}"
             print(
                 f"iteration {r.iteration}: beta {r.beta:.3f} | return {r.mean_return:7.2f} | "
-                f"agreement {r.agreement:.3f}, on rule states {r.rule_agreement:.3f} "
+                f"agreement {r.agreement:.3f}, on rule states {on_rule} "
                 f"({r.rule_states}) | data {r.dataset_size:,} | loss {r.fit_loss:.4f} | "
                 f"{r.wall_s:.1f} s",
                 flush=True,

@@ -93,7 +93,7 @@ class IterationReport:
     mean_return: float  # of the executed (mixed) policy, over the iteration's episodes
     agreement: float  # student == teacher, over all visited states
     rule_states: int  # visited states where the rule changed the defender's action
-    rule_agreement: float  # student == teacher on those (nan when there are none)
+    rule_agreement: float | None  # student == teacher on those (None when there are none)
     dataset_size: int  # after this iteration's states were added
     fit_loss: float  # cross-entropy to the teacher's actions, mean over the fit's last epoch
     wall_s: float
@@ -233,7 +233,7 @@ def distill(
             mean_return=float(np.asarray(returns).mean()),
             agreement=float(agree.mean()),
             rule_states=rule_states,
-            rule_agreement=float(agree[fired].mean()) if rule_states else float("nan"),
+            rule_agreement=float(agree[fired].mean()) if rule_states else None,
             dataset_size=size,
             fit_loss=float(loss),
             wall_s=round(time.perf_counter() - start, 1),

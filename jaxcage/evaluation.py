@@ -37,7 +37,13 @@ from jaxcage.env import make as make_cage_env
 from jaxcage.host_step import HostPolicy
 from jaxcage.ppo import checkpoint as ckpt
 from jaxcage.ppo.config import RED_AGENTS, PPOConfig
-from jaxcage.ppo.features import PolicyMemory, init_memory, policy_input, update_memory
+from jaxcage.ppo.features import (
+    PolicyMemory,
+    init_memories,
+    init_memory,
+    policy_input,
+    update_memory,
+)
 from jaxcage.ppo.networks import sample_action
 from jaxcage.ppo.train import TrainResult, make_init, make_network_for, seed_keys
 from jaxcage.reference.cyborg_env import make_cyborg_env
@@ -263,7 +269,7 @@ def _eval_program(
         env_params = jax.vmap(lambda r, m: base.replace(red_agent=r, max_steps=m))(red_ids, lengths)
         key, key_reset = jax.random.split(key)
         obs, state = jax.vmap(env.reset)(jax.random.split(key_reset, n), env_params)
-        memory = jax.tree.map(lambda m: jnp.broadcast_to(m, (n, *m.shape)), init_memory())
+        memory = init_memories(n)
 
         def step(carry: Any, xs: tuple[jax.Array, jax.Array]) -> tuple[Any, Any]:
             obs, state, memory, total = carry
@@ -332,7 +338,8 @@ def _eval_jax(
     return {c: totals[i * episodes : (i + 1) * episodes] for i, c in enumerate(cells)}
 
 
-def _check_count(name: str, value: Any) -> None:
+def check_count(name: str, value: Any) -> None:
+    """Raise ValueError unless ``value`` is a positive int (bools are not counts)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
@@ -357,8 +364,8 @@ def rollout(
     module-level function: the compiled program is cached on it)."""
     if red not in EVAL_REDS:
         raise ValueError(f"unknown red agent {red!r}; expected one of {list(EVAL_REDS)}")
-    _check_count("steps", steps)
-    _check_count("episodes", episodes)
+    check_count("steps", steps)
+    check_count("episodes", episodes)
     params, shape, trained_rules, _ = _resolve(subject, cfg, seed_index)
     rules = rules_name(trained_rules if rules is None else rules)
     red_ids = np.full(episodes, RED_AGENTS.index(red), np.int32)
@@ -459,7 +466,7 @@ def evaluate(
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; expected one of {list(ENGINES)}")
-    _check_count("episodes", episodes)
+    check_count("episodes", episodes)
     for r in reds:
         if r not in EVAL_REDS:
             raise ValueError(f"unknown red agent {r!r}; expected any of {list(EVAL_REDS)}")

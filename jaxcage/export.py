@@ -181,11 +181,18 @@ def _how_to_score(name: str) -> str:
     )
 
 
-def save_agent(agent: ExportedAgent | SwitchAgent, out_dir: str | Path) -> Path:
-    """Write ``agent`` to ``out_dir`` (created; an existing agent there is replaced)."""
+def check_agent_dir(out_dir: str | Path) -> None:
+    """Raise ValueError if writing an agent to ``out_dir`` would overwrite anything but an agent
+    (``save_agent`` checks it; a command that computes first checks it before it starts)."""
     out = Path(out_dir)
     if out.is_dir() and not (out / AGENT_FILE).is_file() and any(out.iterdir()):
         raise ValueError(f"{out} exists and is not an exported agent; refusing to overwrite it")
+
+
+def save_agent(agent: ExportedAgent | SwitchAgent, out_dir: str | Path) -> Path:
+    """Write ``agent`` to ``out_dir`` (created; an existing agent there is replaced)."""
+    check_agent_dir(out_dir)
+    out = Path(out_dir)
     if isinstance(agent, SwitchAgent):
         return _save_switch(agent, out)
     out.mkdir(parents=True, exist_ok=True)

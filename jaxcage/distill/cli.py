@@ -19,7 +19,7 @@ from pathlib import Path
 
 from jaxcage.distill.dagger import DistillConfig, IterationReport, distill
 from jaxcage.distill.teachers import TEACHERS
-from jaxcage.export import AGENT_FILE, ExportedAgent, load_agent, save_agent
+from jaxcage.export import ExportedAgent, check_agent_dir, load_agent, save_agent
 from jaxcage.ppo.config import parse_override
 from jaxcage.rules import RULE_NAMES
 
@@ -70,8 +70,7 @@ def config_from_args(args: argparse.Namespace) -> DistillConfig:
 def _check_out(run: Path, out: Path) -> None:
     if out.resolve() == run.resolve():
         raise ValueError(f"--out {out} is the defender being distilled; write somewhere else")
-    if out.is_dir() and not (out / AGENT_FILE).is_file() and any(out.iterdir()):
-        raise ValueError(f"{out} exists and is not an exported agent; refusing to overwrite it")
+    check_agent_dir(out)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -30,10 +30,16 @@ import optax
 
 from jaxcage.distill.teachers import TEACHERS, Teacher
 from jaxcage.env import make as make_cage_env
-from jaxcage.evaluation import NetworkShape
+from jaxcage.evaluation import NetworkShape, check_count
 from jaxcage.export import ExportedAgent
 from jaxcage.ppo.config import RED_AGENTS
-from jaxcage.ppo.features import NUM_ACTIONS, PolicyInput, compact_input, init_memory, update_memory
+from jaxcage.ppo.features import (
+    NUM_ACTIONS,
+    PolicyInput,
+    compact_input,
+    init_memories,
+    update_memory,
+)
 from jaxcage.ppo.networks import make_network
 from jaxcage.rules import RULE_NAMES
 
@@ -72,9 +78,7 @@ class DistillConfig:
             if red not in RED_AGENTS:
                 raise ValueError(f"unknown red agent {red!r}; expected one of {list(RED_AGENTS)}")
         for name in ("max_steps", "episodes", "iterations", "epochs", "minibatch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_count(name, getattr(self, name))
         if not (isinstance(self.lr, (int, float)) and 0 < self.lr < 1):
             raise ValueError(f"lr must be in (0, 1), got {self.lr!r}")
         return teacher
@@ -116,7 +120,7 @@ def _rollout_program(shape: NetworkShape, teacher: str, n: int, steps: int, rule
         env_params = jax.vmap(lambda r: base.replace(red_agent=r))(reds)
         key, key_reset = jax.random.split(key)
         obs, state = jax.vmap(env.reset)(jax.random.split(key_reset, n), env_params)
-        memory = jax.tree.map(lambda m: jnp.broadcast_to(m, (n, *m.shape)), init_memory())
+        memory = init_memories(n)
 
         def step(carry: Any, key: jax.Array) -> tuple[Any, Any]:
             obs, state, memory = carry

@@ -92,6 +92,11 @@ def init_memory() -> PolicyMemory:
     )
 
 
+def init_memories(n: int) -> PolicyMemory:
+    """``init_memory()`` for each of ``n`` envs (a leading env axis)."""
+    return jax.tree.map(lambda m: jnp.broadcast_to(m, (n, *m.shape)), init_memory())
+
+
 def update_memory(memory: PolicyMemory, obs: jax.Array, action: jax.Array) -> PolicyMemory:
     """Memory after Blue took ``action`` while seeing ``obs`` (the input it acted on)."""
     action = jnp.asarray(action, dtype=jnp.int32)

@@ -22,7 +22,7 @@ from jaxcage.ppo.features import (
     PolicyInput,
     PolicyMemory,
     compact_input,
-    init_memory,
+    init_memories,
     update_memory,
 )
 from jaxcage.ppo.networks import sample_action
@@ -58,10 +58,6 @@ class Transition:
     red_agents: jax.Array  # (N,) int32 opponent of this step
 
 
-def _batch_memory(n: int) -> PolicyMemory:
-    return jax.tree.map(lambda m: jnp.broadcast_to(m, (n, *m.shape)), init_memory())
-
-
 def _select(mask: jax.Array, on_true: Any, on_false: Any) -> Any:
     """Per-env ``where`` over matching pytrees whose leaves have a leading env axis."""
 
@@ -93,7 +89,7 @@ def init_env_batch(
     return EnvBatch(
         env_state=env_state,
         obs=obs.astype(jnp.int32),
-        memory=_batch_memory(num_envs),
+        memory=init_memories(num_envs),
         env_params=env_params,
         episode_return=jnp.zeros(num_envs, jnp.float32),
     )
@@ -119,7 +115,7 @@ def collect(
     """
     num_envs = envs.obs.shape[0]
     batch_input = jax.vmap(lambda o, m: compact_input(o, m, features))
-    fresh_memory = _batch_memory(num_envs)
+    fresh_memory = init_memories(num_envs)
 
     def step(envs: EnvBatch, key: jax.Array) -> tuple[EnvBatch, Transition]:
         key_act, key_env, key_red = jax.random.split(key, 3)
